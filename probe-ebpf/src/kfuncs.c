@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The kfuncs of kernel-patches/, declared for the BPF object.
+ *
+ * rustc emits no debug info for foreign functions, so Rust externs alone
+ * leave the object without a .ksyms datasec and aya cannot resolve them.
+ * `cargo xtask build-ebpf` compiles this file to LLVM bitcode and links it
+ * in front of the Rust code: clang describes each extern in BTF, and the
+ * Rust declarations in kfuncs.rs call the same symbols.
+ *
+ * The struct must be complete (aya's signature check rejects a forward
+ * declaration); it mirrors struct bpf_nolock_obj of patch 0001.
+ */
+
+#define __ksym __attribute__((section(".ksyms")))
+
+struct bpf_nolock_obj {
+	unsigned long long magic;
+	unsigned long long alloc_ns;
+	unsigned long long free_ns;
+	unsigned long gp_cookie;
+	unsigned int alloc_cpu;
+	unsigned int alloc_ctx;
+	unsigned int free_cpu;
+	unsigned int free_ctx;
+	unsigned int tag;
+	unsigned int payload_size;
+	void *rcu;
+};
+
+extern struct bpf_nolock_obj *bpf_kmalloc_nolock(unsigned int payload_size,
+						 unsigned int flags,
+						 unsigned int tag) __ksym;
+extern void bpf_kfree_rcu_nolock(struct bpf_nolock_obj *obj) __ksym;
+extern void bpf_kfree_nolock(struct bpf_nolock_obj *obj) __ksym;
+extern _Bool bpf_nolock_gp_elapsed(unsigned long gp_cookie) __ksym;
+extern void bpf_nolock_barrier(void) __ksym;
+
+/*
+ * clang only emits BTF for externs that are referenced. This function is
+ * never called by a program; bpf-linker drops it, the BTF stays.
+ */
+void nolock_probe_kfunc_refs(void)
+{
+	struct bpf_nolock_obj *obj = bpf_kmalloc_nolock(0, 0, 0);
+
+	if (obj) {
+		if (bpf_nolock_gp_elapsed(obj->gp_cookie))
+			bpf_kfree_rcu_nolock(obj);
+		else
+			bpf_kfree_nolock(obj);
+	}
+	bpf_nolock_barrier();
+}

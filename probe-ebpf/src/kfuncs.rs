@@ -1,0 +1,13 @@
+//! The kfuncs of kernel-patches/. Their BTF comes from kfuncs.c, which
+//! `cargo xtask build-ebpf` links in front of this crate.
+
+use probe_common::NolockObj;
+
+unsafe extern "C" {
+    /// Acquire: returns NULL when refused or when kmalloc_nolock() failed.
+    pub fn bpf_kmalloc_nolock(payload_size: u32, flags: u32, tag: u32) -> *mut NolockObj;
+    /// Release through kfree_rcu_nolock().
+    pub fn bpf_kfree_rcu_nolock(obj: *mut NolockObj);
+    /// Sleepable: kvfree_rcu_barrier().
+    pub fn bpf_nolock_barrier();
+}

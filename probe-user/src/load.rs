@@ -1,0 +1,96 @@
+//! The tool's own load: kmalloc/kfree churn from system calls on every CPU,
+//! so that the locked-slab and slab-internal hooks fire often.
+
+use std::{
+    ffi::CStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+use anyhow::{Context, Result};
+
+pub struct LoadGen {
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LoadGen {
+    /// One thread pinned to each CPU in `cpus`.
+    pub fn start(cpus: &[u32]) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let mut load = LoadGen {
+            stop,
+            ops,
+            threads: Vec::new(),
+        };
+        for &cpu in cpus {
+            let (stop, ops) = (load.stop.clone(), load.ops.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("load-cpu{cpu}"))
+                .spawn(move || churn(cpu, &stop, &ops))
+                .context("cannot start a load thread")?;
+            load.threads.push(handle);
+        }
+        Ok(load)
+    }
+
+    /// Operations so far (one operation: a pipe and a /proc file opened,
+    /// read and closed).
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LoadGen {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn pin(cpu: u32) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in
+    // bounds for cpu < CPU_SETSIZE, and sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if (cpu as usize) < libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu as usize, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+fn churn(cpu: u32, stop: &AtomicBool, ops: &AtomicU64) {
+    pin(cpu);
+    const STAT: &CStr = c"/proc/self/stat";
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: plain system calls on buffers and descriptors this loop owns.
+        unsafe {
+            // seq_file buffers and the file are kmalloc'ed and freed here.
+            let fd = libc::open(STAT.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fd);
+            }
+            // A pipe allocates its inode info and buffer array with kmalloc.
+            let mut fds = [0; 2];
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == 0 {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+        }
+        ops.fetch_add(1, Ordering::Relaxed);
+    }
+}

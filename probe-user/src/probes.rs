@@ -1,0 +1,261 @@
+//! Loading the BPF object and owning what it attaches. Every link is an
+//! owned value: dropping `Probes` (normal end, error, Ctrl-C, panic)
+//! detaches everything.
+
+use std::{
+    any::Any,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::PerCpuArray,
+    programs::{
+        FEntry, FExit, KProbe, PerfEvent, ProgramError,
+        perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+};
+use probe_common::{RunConfig, Trigger, TriggerCounters};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nolock-probe.bpf.o"));
+
+/// fentry/fexit observers: program, fexit?, kernel function.
+const OBSERVERS: [(&str, bool, &str); 6] = [
+    ("kfree_rcu_sheaf_entry", false, "__kfree_rcu_sheaf"),
+    ("kfree_rcu_sheaf_exit", true, "__kfree_rcu_sheaf"),
+    ("defer_kfree_rcu", false, "defer_kfree_rcu"),
+    ("deferred_work_entry", false, "deferred_percpu_work_fn"),
+    ("deferred_work_exit", true, "deferred_percpu_work_fn"),
+    ("call_rcu", false, "call_rcu"),
+];
+
+const LOCKED_HOOK: &str = "slab_attach_kprobe_locked";
+const DEFERRED_WORK: &str = "deferred_percpu_work_fn";
+const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
+
+/// Which perf event drives the perf trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerfSource {
+    /// Hardware CPU cycles: the overflow interrupt is an NMI.
+    HardwareCycles,
+    /// Software cpu-clock: an hrtimer, so hardirq context.
+    SoftwareCpuClock,
+}
+
+/// Where a trigger is attached, for the report.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub trigger: Trigger,
+    pub point: String,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    observer_links: Vec<Box<dyn Any>>,
+    trigger_links: Vec<Box<dyn Any>>,
+}
+
+/// Explains a program the kernel refused, then shows the end of the
+/// verifier's log.
+fn refused(name: &str, err: ProgramError) -> anyhow::Error {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow!(
+                "the kernel's verifier refused BPF program `{name}` ({io_error}), so this kernel and \
+                 this nolock-probe do not match: rebuild both from one checkout with `cargo xtask vm` \
+                 or `cargo xtask kernel`; the verifier's last lines were:\n{}",
+                tail.join("\n")
+            )
+        }
+        other => anyhow!(other).context(format!("cannot load BPF program `{name}`")),
+    }
+}
+
+impl Probes {
+    /// Loads (and so verifies) every program before anything is attached.
+    pub fn load(cfg: &RunConfig) -> Result<Self> {
+        if OBJECT.is_empty() {
+            bail!(
+                "this nolock-probe was built without its BPF programs: build it with `cargo xtask build`"
+            );
+        }
+        let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("RUN_CONFIG", cfg, true)
+            .load(OBJECT)
+            .context("cannot load the BPF object (kfuncs of kernel-patches/ not resolved?)")?;
+
+        let kprobe: &mut KProbe = program(&mut ebpf, Trigger::LockedKprobe.program())?;
+        kprobe
+            .load()
+            .map_err(|e| refused(Trigger::LockedKprobe.program(), e))?;
+        let perf: &mut PerfEvent = program(&mut ebpf, Trigger::PerfEvent.program())?;
+        perf.load()
+            .map_err(|e| refused(Trigger::PerfEvent.program(), e))?;
+        let fentry: &mut FEntry = program(&mut ebpf, Trigger::FentryDeferredWork.program())?;
+        fentry
+            .load(DEFERRED_WORK, &btf)
+            .map_err(|e| refused(Trigger::FentryDeferredWork.program(), e))?;
+        for (name, exit, func) in OBSERVERS.iter().copied().chain([(DRAIN.0, false, DRAIN.1)]) {
+            if exit {
+                let p: &mut FExit = program(&mut ebpf, name)?;
+                p.load(func, &btf).map_err(|e| refused(name, e))?;
+            } else {
+                let p: &mut FEntry = program(&mut ebpf, name)?;
+                p.load(func, &btf).map_err(|e| refused(name, e))?;
+            }
+        }
+        Ok(Self {
+            ebpf,
+            observer_links: Vec::new(),
+            trigger_links: Vec::new(),
+        })
+    }
+
+    pub fn attach_observers(&mut self) -> Result<()> {
+        for (name, exit, func) in OBSERVERS {
+            let link: Box<dyn Any> = if exit {
+                let p: &mut FExit = program(&mut self.ebpf, name)?;
+                let id = p
+                    .attach()
+                    .with_context(|| format!("cannot attach fexit {func}"))?;
+                Box::new(p.take_link(id)?)
+            } else {
+                let p: &mut FEntry = program(&mut self.ebpf, name)?;
+                let id = p
+                    .attach()
+                    .with_context(|| format!("cannot attach fentry {func}"))?;
+                Box::new(p.take_link(id)?)
+            };
+            self.observer_links.push(link);
+        }
+        Ok(())
+    }
+
+    /// Attaches every trigger; the perf trigger once per CPU.
+    pub fn attach_triggers(&mut self, cpus: &[u32], perf_hz: u64) -> Result<Vec<Attachment>> {
+        let mut points = Vec::new();
+
+        let p: &mut KProbe = program(&mut self.ebpf, Trigger::LockedKprobe.program())?;
+        let id = p
+            .attach(LOCKED_HOOK, 0)
+            .with_context(|| format!("cannot attach a kprobe to {LOCKED_HOOK}"))?;
+        self.trigger_links.push(Box::new(p.take_link(id)?));
+        points.push(Attachment {
+            trigger: Trigger::LockedKprobe,
+            point: format!("kprobe:{LOCKED_HOOK}"),
+        });
+
+        let source = perf_source();
+        let config = match source {
+            PerfSource::HardwareCycles => PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+            PerfSource::SoftwareCpuClock => PerfEventConfig::Software(SoftwareEvent::CpuClock),
+        };
+        let p: &mut PerfEvent = program(&mut self.ebpf, Trigger::PerfEvent.program())?;
+        for &cpu in cpus {
+            let id = p
+                .attach(
+                    config.clone(),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(perf_hz),
+                    false,
+                )
+                .with_context(|| format!("cannot open the {source:?} perf event on CPU {cpu}"))?;
+            self.trigger_links.push(Box::new(p.take_link(id)?));
+        }
+        let event = match source {
+            PerfSource::HardwareCycles => "hardware/cpu-cycles",
+            PerfSource::SoftwareCpuClock => "software/cpu-clock",
+        };
+        points.push(Attachment {
+            trigger: Trigger::PerfEvent,
+            point: format!("perf_event:{event}@{perf_hz}Hz"),
+        });
+
+        let p: &mut FEntry = program(&mut self.ebpf, Trigger::FentryDeferredWork.program())?;
+        let id = p
+            .attach()
+            .with_context(|| format!("cannot attach fentry {DEFERRED_WORK}"))?;
+        self.trigger_links.push(Box::new(p.take_link(id)?));
+        points.push(Attachment {
+            trigger: Trigger::FentryDeferredWork,
+            point: format!("fentry:{DEFERRED_WORK}"),
+        });
+        Ok(points)
+    }
+
+    pub fn detach_triggers(&mut self) {
+        self.trigger_links.clear();
+    }
+
+    /// Waits until every object handed to kfree_rcu_nolock() so far is
+    /// freed: the drain program runs kvfree_rcu_barrier() when this process
+    /// calls getpgid().
+    pub fn drain(&mut self) -> Result<Duration> {
+        let p: &mut FEntry = program(&mut self.ebpf, DRAIN.0)?;
+        let id = p
+            .attach()
+            .with_context(|| format!("cannot attach the sleepable drain program to {}", DRAIN.1))?;
+        let start = Instant::now();
+        // SAFETY: getpgid(0) has no preconditions.
+        unsafe { libc::getpgid(0) };
+        let took = start.elapsed();
+        p.detach(id)?;
+        Ok(took)
+    }
+
+    /// Per-CPU counters of `trigger`, indexed by CPU id.
+    pub fn counters(&self, trigger: Trigger) -> Result<Vec<TriggerCounters>> {
+        let map = self
+            .ebpf
+            .map("COUNTERS")
+            .ok_or_else(|| anyhow!("the BPF object has no COUNTERS map"))?;
+        let array: PerCpuArray<_, TriggerCounters> = PerCpuArray::try_from(map)?;
+        Ok(array
+            .get(&(trigger as u32), 0)
+            .context("cannot read the COUNTERS map")?
+            .to_vec())
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("the BPF object has no program `{name}`"))?;
+    p.try_into()
+        .with_context(|| format!("BPF program `{name}` has an unexpected type"))
+}
+
+/// Hardware cycles where a PMU exists (their overflow is an NMI), else the
+/// software cpu-clock, as slub_kunit does.
+pub fn perf_source() -> PerfSource {
+    use perf_event_open_sys::bindings::{
+        PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_attr,
+    };
+    let mut attr = perf_event_attr {
+        type_: PERF_TYPE_HARDWARE,
+        size: size_of::<perf_event_attr>() as u32,
+        config: PERF_COUNT_HW_CPU_CYCLES as u64,
+        ..Default::default()
+    };
+    attr.set_disabled(1);
+    // SAFETY: `attr` is a valid attribute block; the descriptor is closed.
+    let fd = unsafe { perf_event_open_sys::perf_event_open(&mut attr, -1, 0, -1, 0) };
+    if fd >= 0 {
+        // SAFETY: `fd` was just opened by this function.
+        unsafe { libc::close(fd) };
+        PerfSource::HardwareCycles
+    } else {
+        PerfSource::SoftwareCpuClock
+    }
+}

@@ -1,0 +1,243 @@
+//! Checks the running kernel before anything is loaded, and turns each
+//! missing piece into one sentence that names the fix.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use probe_common::NOLOCK_OBJ_FIELDS;
+
+use crate::btf::{KernelBtf, VMLINUX_BTF};
+
+/// The fix for a kernel without the series, named by every refusal.
+const APPLY_PATCHES: &str = "apply kernel-patches/ to your kernel and enable the options of \
+     kernel-patches/config/debug.config, or run the tool in the VM with `cargo xtask vm`";
+
+pub const KFUNCS: [&str; 5] = [
+    "bpf_kmalloc_nolock",
+    "bpf_kfree_rcu_nolock",
+    "bpf_kfree_nolock",
+    "bpf_nolock_gp_elapsed",
+    "bpf_nolock_barrier",
+];
+
+/// Functions the programs attach to, with what provides them.
+pub const HOOKS: [(&str, &str); 7] = [
+    (
+        "slab_attach_kprobe_locked",
+        "CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING",
+    ),
+    ("deferred_percpu_work_fn", "Linux 7.3's mm/slub.c"),
+    ("__kfree_rcu_sheaf", "Linux 7.3's mm/slub.c"),
+    ("defer_kfree_rcu", "Linux 7.3's mm/slub.c"),
+    ("rcu_free_sheaf", "Linux 7.3's mm/slub.c"),
+    ("call_rcu", "tree RCU"),
+    ("__x64_sys_getpgid", "an x86-64 kernel"),
+];
+
+/// What the programs need to know about `struct slab_sheaf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SheafLayout {
+    pub rcu_head: u32,
+    pub size: u32,
+    pub objects: u32,
+}
+
+/// Everything the loader learned from the kernel's BTF.
+#[derive(Debug)]
+pub struct Ready {
+    pub sheaf: SheafLayout,
+}
+
+pub fn require_root() -> Result<()> {
+    // SAFETY: geteuid() has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("nolock-probe must run as root because it loads BPF programs: run it with sudo");
+    }
+    Ok(())
+}
+
+/// Checks the running kernel's BTF.
+pub fn check_running_kernel() -> Result<Ready> {
+    let path = Path::new(VMLINUX_BTF);
+    if !path.exists() {
+        bail!(
+            "the running kernel has no BTF ({VMLINUX_BTF} is missing): build it with \
+             CONFIG_DEBUG_INFO_BTF=y, {APPLY_PATCHES}"
+        );
+    }
+    check(&KernelBtf::from_file(path)?)
+}
+
+/// Checks a kernel described by `btf`: the kfuncs, the object layout they
+/// share with probe-common, the hooks and the allocator's internals.
+pub fn check(btf: &KernelBtf) -> Result<Ready> {
+    let missing: Vec<&str> = KFUNCS
+        .iter()
+        .copied()
+        .filter(|f| !btf.has_func(f))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the running kernel lacks the nolock-probe kfuncs ({}): {APPLY_PATCHES}",
+            missing.join(", ")
+        );
+    }
+    for (field, offset) in NOLOCK_OBJ_FIELDS {
+        let theirs = btf.member_offset("bpf_nolock_obj", field);
+        if theirs != Some(offset as u32) {
+            bail!(
+                "the kernel's struct bpf_nolock_obj differs from this nolock-probe's (field {field} \
+                 at {theirs:?}, expected {offset}): rebuild the kernel from this checkout's \
+                 kernel-patches/ or use the nolock-probe built with them"
+            );
+        }
+    }
+    if let Some((hook, provider)) = HOOKS.iter().find(|(hook, _)| !btf.has_func(hook)) {
+        bail!(
+            "the running kernel has no {hook}() to attach to (it comes with {provider}): \
+             {APPLY_PATCHES}"
+        );
+    }
+    if !btf.has_func("register_kprobe") {
+        bail!("the running kernel has no kprobes: enable CONFIG_KPROBES, or {APPLY_PATCHES}");
+    }
+    let member = |name| {
+        btf.member_offset("slab_sheaf", name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the running kernel's struct slab_sheaf has no {name} field, so it is not the \
+                 7.3 allocator nolock-probe knows: {APPLY_PATCHES}"
+            )
+        })
+    };
+    let sheaf = SheafLayout {
+        rcu_head: member("rcu_head")?,
+        size: member("size")?,
+        objects: member("objects")?,
+    };
+    Ok(Ready { sheaf })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::BtfBuilder;
+
+    /// A BTF that has everything a patched 7.3 kernel has.
+    fn patched() -> BtfBuilder {
+        let mut b = BtfBuilder::new();
+        let u64t = b.int("u64", 8);
+        let u32t = b.int("u32", 4);
+        let fields: Vec<(&str, u32)> = NOLOCK_OBJ_FIELDS
+            .iter()
+            .map(|(name, _)| {
+                (
+                    *name,
+                    if name.ends_with("cpu")
+                        || name.ends_with("ctx")
+                        || *name == "tag"
+                        || *name == "payload_size"
+                    {
+                        u32t
+                    } else {
+                        u64t
+                    },
+                )
+            })
+            .collect();
+        b.struct_("bpf_nolock_obj", &fields);
+        let rcu = b.struct_("rcu_head", &[("next", u64t), ("func", u64t)]);
+        let anon = b.union_anon(&[("rcu_head", rcu)]);
+        b.struct_(
+            "slab_sheaf",
+            &[
+                ("", anon),
+                ("cache", u64t),
+                ("size", u32t),
+                ("node", u32t),
+                ("objects", u64t),
+            ],
+        );
+        for f in KFUNCS
+            .iter()
+            .chain(HOOKS.iter().map(|(h, _)| h))
+            .chain(["register_kprobe"].iter())
+        {
+            b.func(f);
+        }
+        b
+    }
+
+    #[test]
+    fn a_patched_kernel_is_ready_and_the_sheaf_layout_is_read() {
+        let ready = check(&KernelBtf::from_bytes(&patched().build()).unwrap()).unwrap();
+        assert_eq!(
+            ready.sheaf,
+            SheafLayout {
+                rcu_head: 0,
+                size: 24,
+                objects: 32
+            }
+        );
+    }
+
+    #[test]
+    fn a_kernel_without_the_kfuncs_is_refused_with_the_fix() {
+        let mut b = patched();
+        b.remove_func("bpf_kmalloc_nolock");
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lacks the nolock-probe kfuncs (bpf_kmalloc_nolock)"),
+            "{err}"
+        );
+        assert!(err.contains("apply kernel-patches/"), "{err}");
+        assert!(err.contains("cargo xtask vm"), "{err}");
+    }
+
+    #[test]
+    fn a_kernel_without_the_locked_slab_hook_names_the_config() {
+        let mut b = patched();
+        b.remove_func("slab_attach_kprobe_locked");
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_different_object_layout_is_refused() {
+        let mut b = BtfBuilder::new();
+        let u64t = b.int("u64", 8);
+        // The first two fields swapped places: same names, other offsets.
+        b.struct_("bpf_nolock_obj", &[("alloc_ns", u64t), ("magic", u64t)]);
+        for f in KFUNCS {
+            b.func(f);
+        }
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("struct bpf_nolock_obj differs"), "{err}");
+    }
+
+    /// The host this is developed on runs an unpatched kernel: the real
+    /// vmlinux BTF of a kernel without the series must be refused.
+    #[test]
+    fn the_unpatched_host_kernel_is_refused() {
+        let path = Path::new(VMLINUX_BTF);
+        if !path.exists() {
+            eprintln!("skipped: {VMLINUX_BTF} is missing on this machine");
+            return;
+        }
+        let btf = KernelBtf::from_file(path).unwrap();
+        if btf.has_func("bpf_kmalloc_nolock") {
+            eprintln!("skipped: this machine's kernel has the series");
+            return;
+        }
+        let err = check(&btf).unwrap_err().to_string();
+        assert!(err.contains("lacks the nolock-probe kfuncs"), "{err}");
+    }
+}

@@ -1,0 +1,354 @@
+//! The JSON document, its checks and the lines printed on the terminal.
+
+use probe_common::{Trigger, TriggerCounters};
+use serde::Serialize;
+
+use crate::kernel::KernelInfo;
+
+/// Bumped whenever a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub kernel: KernelInfo,
+    pub parameters: Parameters,
+    pub run: RunInfo,
+    pub load: LoadInfo,
+    pub triggers: Vec<TriggerReport>,
+    /// Sum over all triggers and CPUs.
+    pub totals: TriggerCounters,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Tool {
+    pub const THIS: Tool = Tool {
+        name: "nolock-probe",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+}
+
+#[derive(Debug, Serialize)]
+pub struct Parameters {
+    pub duration_s: u64,
+    pub payload_size_bytes: u32,
+    pub gfp_zero: bool,
+    pub gfp_account: bool,
+    pub perf_frequency_hz: u64,
+    pub load: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunInfo {
+    /// Seconds since the Unix epoch when the triggers were attached.
+    pub started_unix_s: u64,
+    /// Time the triggers were attached, in seconds.
+    pub elapsed_s: f64,
+    /// True when a signal cut the run short.
+    pub interrupted: bool,
+    pub cpus: Vec<u32>,
+    /// How long the drain (kvfree_rcu_barrier()) took after detaching, in ns.
+    pub drain_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoadInfo {
+    pub enabled: bool,
+    /// Load operations (a pipe and a /proc file opened, read, closed).
+    pub ops: u64,
+    pub ops_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TriggerReport {
+    pub name: &'static str,
+    /// Where it was attached, e.g. `kprobe:slab_attach_kprobe_locked`.
+    pub attach: String,
+    pub per_cpu: Vec<CpuCounters>,
+    pub total: TriggerCounters,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CpuCounters {
+    pub cpu: u32,
+    #[serde(flatten)]
+    pub counters: TriggerCounters,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    pub pass: bool,
+    /// One line per failed check.
+    pub reasons: Vec<String>,
+}
+
+impl TriggerReport {
+    /// `per_cpu_values` is indexed by CPU id, as the per-CPU map returns
+    /// them; only the CPUs in `cpus` are reported.
+    pub fn new(
+        trigger: Trigger,
+        attach: String,
+        cpus: &[u32],
+        per_cpu_values: &[TriggerCounters],
+    ) -> Self {
+        let per_cpu: Vec<CpuCounters> = cpus
+            .iter()
+            .filter_map(|&cpu| {
+                per_cpu_values
+                    .get(cpu as usize)
+                    .map(|c| CpuCounters { cpu, counters: *c })
+            })
+            .collect();
+        let total = sum(per_cpu.iter().map(|c| &c.counters));
+        TriggerReport {
+            name: trigger.name(),
+            attach,
+            per_cpu,
+            total,
+        }
+    }
+}
+
+pub fn sum<'a>(it: impl IntoIterator<Item = &'a TriggerCounters>) -> TriggerCounters {
+    it.into_iter()
+        .fold(TriggerCounters::default(), |mut acc, c| {
+            acc.accumulate(c);
+            acc
+        })
+}
+
+/// Invariants that hold whatever the kernel does, if the kernel keeps its
+/// promises and the observers saw every event. A failure is a finding.
+pub fn checks(triggers: &[TriggerReport]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for t in triggers {
+        let c = &t.total;
+        let paths = c.sheaf + c.fallback;
+        out.push(Check {
+            name: "paths_add_up",
+            pass: paths == c.freed_rcu,
+            detail: format!(
+                "{}: sheaf {} + fallback {} = {paths}, kfree_rcu_nolock() calls {}",
+                t.name, c.sheaf, c.fallback, c.freed_rcu
+            ),
+        });
+        let handled = c.alloc_fail + c.freed_rcu + c.freed_nolock;
+        out.push(Check {
+            name: "calls_accounted",
+            pass: handled == c.calls,
+            detail: format!(
+                "{}: allocation failures {} + freed {} = {handled}, calls {}",
+                t.name,
+                c.alloc_fail,
+                c.freed_rcu + c.freed_nolock,
+                c.calls
+            ),
+        });
+        let by_ctx: u64 = c.alloc_ctx.iter().sum();
+        out.push(Check {
+            name: "contexts_add_up",
+            pass: by_ctx == c.freed_rcu + c.freed_nolock,
+            detail: format!(
+                "{}: objects by context {by_ctx}, objects {}",
+                t.name,
+                c.freed_rcu + c.freed_nolock
+            ),
+        });
+    }
+    out
+}
+
+pub fn verdict(checks: &[Check]) -> Verdict {
+    let reasons: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    Verdict {
+        pass: reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// One progress line: totals so far and the rate since the previous line.
+pub fn progress_line(
+    elapsed_s: u64,
+    duration_s: u64,
+    now: &TriggerCounters,
+    prev: &TriggerCounters,
+    load_ops_per_s: Option<f64>,
+) -> String {
+    let mut line = format!(
+        "[{elapsed_s:>4}/{duration_s}s] calls {} (+{}/s) alloc-fail {} | sheaf {} fallback {} | full sheaves {} deferred {}",
+        now.calls,
+        now.calls.saturating_sub(prev.calls),
+        now.alloc_fail,
+        now.sheaf,
+        now.fallback,
+        now.sheaf_call_rcu + now.sheaf_call_rcu_deferred,
+        now.sheaf_call_rcu_deferred,
+    );
+    if let Some(rate) = load_ops_per_s {
+        line.push_str(&format!(" | load {rate:.0} ops/s"));
+    }
+    line
+}
+
+/// The end-of-run table, one row per trigger and CPU.
+pub fn summary(report: &Report) -> String {
+    let mut s = format!(
+        "{:<22} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  contexts (task/softirq/hardirq/nmi)\n",
+        "trigger", "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
+    );
+    for t in &report.triggers {
+        let rows = t
+            .per_cpu
+            .iter()
+            .map(|c| (c.cpu.to_string(), &c.counters))
+            .chain([("all".to_string(), &t.total)]);
+        for (cpu, c) in rows {
+            s.push_str(&format!(
+                "{:<22} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  {}\n",
+                t.name,
+                cpu,
+                c.calls,
+                c.alloc_fail,
+                c.sheaf,
+                c.fallback,
+                c.sheaf_call_rcu + c.sheaf_call_rcu_deferred,
+                c.sheaf_call_rcu_deferred,
+                c.alloc_ctx.map(|n| n.to_string()).join("/"),
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "verdict: {}\n",
+        if report.verdict.pass { "pass" } else { "FAIL" }
+    ));
+    for r in &report.verdict.reasons {
+        s.push_str(&format!("  {r}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(calls: u64, sheaf: u64, fallback: u64) -> TriggerCounters {
+        TriggerCounters {
+            calls,
+            freed_rcu: calls,
+            sheaf,
+            fallback,
+            alloc_ctx: [0, 0, calls, 0],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_cpu_values_are_summed_over_the_reported_cpus() {
+        // The map returns one value per possible CPU; CPU 2 is not online.
+        let values = [counters(10, 7, 3), counters(5, 5, 0), counters(100, 0, 100)];
+        let t = TriggerReport::new(Trigger::LockedKprobe, "kprobe:x".into(), &[0, 1], &values);
+        assert_eq!(t.per_cpu.len(), 2);
+        assert_eq!(t.total.calls, 15);
+        assert_eq!(t.total.sheaf, 12);
+        assert_eq!(t.total.fallback, 3);
+        assert_eq!(t.total.alloc_ctx, [0, 0, 15, 0]);
+        assert_eq!(sum([&t.total, &t.total]).calls, 30);
+    }
+
+    #[test]
+    fn consistent_counters_pass_and_a_lost_path_fails() {
+        let good = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 4)]);
+        let v = verdict(&checks(&[good]));
+        assert!(v.pass, "{:?}", v.reasons);
+
+        let bad = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 3)]);
+        let v = verdict(&checks(&[bad]));
+        assert!(!v.pass);
+        assert_eq!(v.reasons.len(), 1);
+        assert!(
+            v.reasons[0].starts_with("paths_add_up: perf_event: sheaf 6 + fallback 3"),
+            "{}",
+            v.reasons[0]
+        );
+    }
+
+    #[test]
+    fn unaccounted_calls_and_contexts_fail() {
+        let mut c = counters(10, 6, 4);
+        c.calls = 11;
+        c.alloc_ctx = [1, 0, 8, 0];
+        let t = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[c]);
+        let failed: Vec<&str> = checks(&[t])
+            .into_iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(failed, ["calls_accounted", "contexts_add_up"]);
+    }
+
+    #[test]
+    fn json_shape_names_counters_and_contexts() {
+        let t = TriggerReport::new(
+            Trigger::FentryDeferredWork,
+            "fentry:f".into(),
+            &[1],
+            &[counters(0, 0, 0), counters(4, 4, 0)],
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["name"], "fentry_deferred_work");
+        assert_eq!(v["per_cpu"][0]["cpu"], 1);
+        assert_eq!(v["per_cpu"][0]["calls"], 4);
+        assert_eq!(v["per_cpu"][0]["alloc_ctx"]["hardirq"], 4);
+        assert_eq!(v["total"]["sheaf"], 4);
+        for key in [
+            "calls",
+            "alloc_fail",
+            "freed_rcu",
+            "freed_nolock",
+            "alloc_ctx",
+            "alloc_irqs_off",
+            "sheaf",
+            "sheaf_fail",
+            "fallback",
+            "sheaf_call_rcu",
+            "sheaf_call_rcu_deferred",
+            "sheaf_call_rcu_flushed",
+        ] {
+            assert!(v["total"].get(key).is_some(), "missing {key}");
+        }
+    }
+
+    #[test]
+    fn progress_line_shows_rate_and_paths() {
+        let line = progress_line(
+            3,
+            20,
+            &counters(300, 200, 100),
+            &counters(200, 150, 50),
+            Some(1234.4),
+        );
+        assert_eq!(
+            line,
+            "[   3/20s] calls 300 (+100/s) alloc-fail 0 | sheaf 200 fallback 100 | full sheaves 0 deferred 0 | load 1234 ops/s"
+        );
+    }
+}

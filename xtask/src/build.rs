@@ -1,0 +1,62 @@
+//! `cargo xtask build-ebpf` and `cargo xtask build`: the BPF object and the
+//! static loader that embeds it, both built inside the toolchain root.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::{root::Root, step::step};
+
+pub const BPF_TARGET: &str = "bpfel-unknown-none";
+pub const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+pub struct Artifacts {
+    pub bpf_object: PathBuf,
+    pub loader: PathBuf,
+}
+
+/// The BPF object: the kfunc declarations (C, to bitcode) linked in front
+/// of the Rust programs, with BTF.
+pub fn build_ebpf(root: &Root, cache: &Path) -> Result<PathBuf> {
+    let target = cache.join("target");
+    let bc = target.join("kfuncs/kfuncs.bc");
+    step("build-ebpf: BPF programs", || {
+        root.run(
+            &format!(
+                "mkdir -p '{dir}' && clang-22 -target bpf -g -O2 -Wall -Werror -emit-llvm -c probe-ebpf/src/kfuncs.c -o '{bc}' && \
+                 cargo build -q -p probe-ebpf --release --target {BPF_TARGET} -Z build-std=core",
+                dir = bc.parent().unwrap_or(&target).display(),
+                bc = bc.display()
+            ),
+            &[
+                // -Z flags on the 1.98 release compiler; build-std needs them.
+                ("RUSTC_BOOTSTRAP", "1".into()),
+                // Without --btf bpf-linker drops the debug info the BTF comes from.
+                ("RUSTFLAGS", format!("-C debuginfo=2 -C link-arg=--btf -Z pre-link-arg={}", bc.display())),
+            ],
+        )
+    })?;
+    Ok(target.join(BPF_TARGET).join("release/nolock-probe"))
+}
+
+/// The BPF object and a static `nolock-probe` that runs on the host and in
+/// a bare initramfs.
+pub fn build_all(root: &Root, cache: &Path) -> Result<Artifacts> {
+    let bpf_object = build_ebpf(root, cache)?;
+    step("build: nolock-probe (static)", || {
+        root.run(
+            &format!("cargo build -q -p probe-user --release --target {HOST_TARGET}"),
+            &[
+                ("NOLOCK_PROBE_BPF_OBJECT", bpf_object.display().to_string()),
+                ("RUSTFLAGS", "-C target-feature=+crt-static".into()),
+            ],
+        )
+    })?;
+    Ok(Artifacts {
+        loader: cache
+            .join("target")
+            .join(HOST_TARGET)
+            .join("release/nolock-probe"),
+        bpf_object,
+    })
+}

@@ -1,0 +1,473 @@
+//! `cargo xtask kernel`: Linux 7.3 with kernel-patches/ applied, configured
+//! from the fragments and built, cached by source, patches and config.
+//!
+//! Layout under `<cache>/kernel/`:
+//! - `debs/`: Debian's linux-source-7.3 package;
+//! - `tree-<flavor>/`: a git repository of the pristine source (tag `base`),
+//!   reset and re-patched for every build, so kernels that differ in a few
+//!   files (fault patches) rebuild incrementally;
+//! - `build-<flavor>/`: the `O=` output of that tree;
+//! - `images/<flavor>-<key>/`: finished kernels, one per input key.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    cache::Key,
+    root::Root,
+    step::{cached, human, step},
+};
+
+/// A kernel to build: a config flavor and optional fault patches on top of
+/// the series.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// `kernel-patches/config/<flavor>.config`.
+    pub flavor: String,
+    /// Patches from `kernel-patches/faults/`, by file stem.
+    pub faults: Vec<String>,
+    /// A kernel tree to use instead of Debian's linux-source-7.3.
+    pub source: Option<PathBuf>,
+}
+
+/// A finished kernel.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub dir: PathBuf,
+    pub bzimage: PathBuf,
+    /// Root of `make modules_install` (lib/modules/<release>/...).
+    pub modules: PathBuf,
+}
+
+pub struct Kernels<'a> {
+    pub root: &'a Root,
+    pub cache: PathBuf,
+    pub workspace: PathBuf,
+}
+
+impl Kernels<'_> {
+    fn patches_dir(&self) -> PathBuf {
+        self.workspace.join("kernel-patches")
+    }
+
+    /// The series, in order (not the cover letter).
+    pub fn series(&self) -> Result<Vec<PathBuf>> {
+        let mut patches: Vec<PathBuf> = fs::read_dir(self.patches_dir())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("0000-"))
+            })
+            .collect();
+        patches.sort();
+        Ok(patches)
+    }
+
+    fn fault_patch(&self, name: &str) -> Result<PathBuf> {
+        let p = self
+            .patches_dir()
+            .join("faults")
+            .join(format!("{name}.patch"));
+        if !p.exists() {
+            bail!("there is no fault patch {name}: see kernel-patches/faults/");
+        }
+        Ok(p)
+    }
+
+    fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {
+        let dir = self.patches_dir().join("config");
+        let own = dir.join(format!("{flavor}.config"));
+        if !own.exists() {
+            bail!("there is no kernel config {flavor}: pick one of kernel-patches/config/*.config");
+        }
+        // Every flavor builds on the debug configuration.
+        let base = dir.join("debug.config");
+        Ok(if flavor == "debug" {
+            vec![own]
+        } else {
+            vec![base, own]
+        })
+    }
+
+    /// Builds the kernel unless an identical one is cached.
+    pub fn build(&self, spec: &Spec) -> Result<Image> {
+        let source = match &spec.source {
+            Some(dir) => SourceRef::Tree(
+                dir.canonicalize()
+                    .with_context(|| format!("no kernel tree at {}", dir.display()))?,
+            ),
+            None => SourceRef::Deb(self.debian_source()?),
+        };
+        let mut patches = self.series()?;
+        for f in &spec.faults {
+            patches.push(self.fault_patch(f)?);
+        }
+        let fragments = self.fragments(&spec.flavor)?;
+        let mut key = Key::new().add("source", source.identity()?);
+        for p in patches.iter().chain(&fragments) {
+            key = key.add_file(p)?;
+        }
+        let mut label = spec.flavor.clone();
+        for f in &spec.faults {
+            label.push('+');
+            label.push_str(f);
+        }
+        let dir = self
+            .cache
+            .join("kernel/images")
+            .join(format!("{label}-{}", key.finish()));
+        let image = Image {
+            bzimage: dir.join("bzImage"),
+            modules: dir.join("modules"),
+            dir: dir.clone(),
+        };
+        if image.bzimage.exists() {
+            cached(
+                &format!("kernel {label}"),
+                &image.bzimage.display().to_string(),
+            );
+            return Ok(image);
+        }
+
+        // One tree per flavor (and per user tree): fault kernels share it.
+        let tree_name = match &source {
+            SourceRef::Deb(_) => format!("tree-{}", spec.flavor),
+            SourceRef::Tree(p) => format!(
+                "tree-{}-{}",
+                spec.flavor,
+                Key::new()
+                    .add("path", p.to_string_lossy().as_bytes())
+                    .finish()
+            ),
+        };
+        let tree = self.cache.join("kernel").join(&tree_name);
+        let build = self
+            .cache
+            .join("kernel")
+            .join(tree_name.replacen("tree-", "build-", 1));
+        self.prepare_tree(&source, &tree)?;
+        step(
+            &format!("kernel {label}: apply {} patches", patches.len()),
+            || self.apply(&tree, &patches),
+        )?;
+        step(&format!("kernel {label}: configure"), || {
+            self.configure(&tree, &build, &fragments)
+        })?;
+        step(
+            &format!(
+                "kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"
+            ),
+            || self.make(&tree, &build, &label),
+        )?;
+        step(&format!("kernel {label}: install"), || {
+            let tmp = dir.with_extension("tmp");
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp)?;
+            self.root.run(
+                &format!(
+                    "cd '{}' && make -s O='{}' INSTALL_MOD_PATH='{}' INSTALL_MOD_STRIP=1 modules_install >/dev/null",
+                    tree.display(),
+                    build.display(),
+                    tmp.join("modules").display()
+                ),
+                &[],
+            )?;
+            fs::copy(build.join(".config"), tmp.join("config"))?;
+            fs::copy(build.join("arch/x86/boot/bzImage"), tmp.join("bzImage"))?;
+            let _ = fs::remove_dir_all(&dir);
+            fs::rename(&tmp, &dir)?;
+            Ok(())
+        })?;
+        Ok(image)
+    }
+
+    /// Downloads Debian's linux-source-7.3 once; returns the package path.
+    fn debian_source(&self) -> Result<PathBuf> {
+        let debs = self.cache.join("kernel/debs");
+        fs::create_dir_all(&debs)?;
+        let find = || -> Result<Option<PathBuf>> {
+            Ok(fs::read_dir(&debs)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("linux-source-7.3_"))
+                        && p.extension().is_some_and(|e| e == "deb")
+                }))
+        };
+        if let Some(deb) = find()? {
+            return Ok(deb);
+        }
+        step(
+            "kernel: download Debian's linux-source-7.3 (167 MB)",
+            || {
+                self.root.run(&format!("cd '{}' && apt-get download -q linux-source-7.3 2>&1 | grep -v unsandboxed", debs.display()), &[])
+            },
+        )?;
+        find()?.context("apt-get download linux-source-7.3 left no package behind: is trixie-backports reachable?")
+    }
+
+    /// Makes `tree` a git repository of the pristine source, tagged `base`,
+    /// unless it already is one of this source.
+    fn prepare_tree(&self, source: &SourceRef, tree: &Path) -> Result<()> {
+        let stamp = tree.with_extension("source");
+        let identity = source.identity()?;
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(identity.as_str())
+            && tree.join(".git").exists()
+        {
+            return Ok(());
+        }
+        step(
+            "kernel: unpack the source into a git tree (about 1 min)",
+            || {
+                if tree.exists() {
+                    fs::remove_dir_all(tree)?;
+                }
+                fs::create_dir_all(tree)?;
+                let t = tree.display();
+                let unpack = match source {
+                    SourceRef::Deb(deb) => format!(
+                        "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -xJ -C '{t}' --strip-components=1",
+                        deb.display()
+                    ),
+                    SourceRef::Tree(dir) => format!(
+                        "rsync -a --exclude .git --exclude '*.o' --exclude '*.cmd' '{}/' '{t}/'",
+                        dir.display()
+                    ),
+                };
+                self.root.run(
+                &format!(
+                    "{unpack} && cd '{t}' && git init -q && git add -f -A && \
+                     git -c user.name=nolock-probe -c user.email=nolock-probe@localhost commit -q -m source && git tag base"
+                ),
+                &[],
+            )?;
+                fs::write(&stamp, &identity)?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Resets the tree to the pristine source and applies `patches`. Only
+    /// the files the previous and the new patches touch change on disk, so
+    /// make rebuilds only those.
+    fn apply(&self, tree: &Path, patches: &[PathBuf]) -> Result<()> {
+        let list: Vec<String> = patches
+            .iter()
+            .map(|p| format!("'{}'", p.display()))
+            .collect();
+        self.root
+            .run(
+                &format!(
+                    "cd '{}' && git reset -q --hard base && git clean -q -fd && \
+                     git -c user.name=nolock-probe -c user.email=nolock-probe@localhost am -q {} || \
+                     {{ git am --abort 2>/dev/null; exit 1; }}",
+                    tree.display(),
+                    list.join(" ")
+                ),
+                &[],
+            )
+            .context("kernel-patches/ do not apply to this kernel source: it must be Linux 7.3")
+    }
+
+    fn configure(&self, tree: &Path, build: &Path, fragments: &[PathBuf]) -> Result<()> {
+        fs::create_dir_all(build)?;
+        let frags: Vec<String> = fragments
+            .iter()
+            .map(|p| format!("'{}'", p.display()))
+            .collect();
+        self.root.run(
+            &format!(
+                "cd '{t}' && make -s O='{b}' tinyconfig && \
+                 ./scripts/kconfig/merge_config.sh -m -O '{b}' '{b}/.config' {f} >/dev/null && \
+                 make -s O='{b}' olddefconfig",
+                t = tree.display(),
+                b = build.display(),
+                f = frags.join(" ")
+            ),
+            &[],
+        )?;
+        let config = fs::read_to_string(build.join(".config"))?;
+        let mut wrong = Vec::new();
+        for frag in fragments {
+            wrong.extend(unmet_options(&fs::read_to_string(frag)?, &config));
+        }
+        if !wrong.is_empty() {
+            bail!(
+                "the kernel config does not have what the fragments ask for (a dependency is missing): {}",
+                wrong.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs make, printing a progress line every 30 s; the full output goes
+    /// to `<build>/make.log`, whose tail is shown on failure.
+    fn make(&self, tree: &Path, build: &Path, label: &str) -> Result<()> {
+        let log_path = build.join("make.log");
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut child = self
+            .root
+            .command(
+                &format!(
+                    "cd '{}' && make O='{}' -j{jobs} bzImage modules 2>&1",
+                    tree.display(),
+                    build.display()
+                ),
+                &[],
+            )?
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start make")?;
+        let stdout = child.stdout.take().context("no make output")?;
+        let mut log = Vec::new();
+        let (mut compiled, start) = (0u64, Instant::now());
+        let mut last = Instant::now();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if line.trim_start().starts_with("CC") {
+                compiled += 1;
+            }
+            if last.elapsed().as_secs() >= 30 {
+                eprintln!(
+                    "xtask: kernel {label}: {compiled} files compiled, {}",
+                    human(start.elapsed().as_secs_f64())
+                );
+                last = Instant::now();
+            }
+            log.push(line);
+        }
+        let status = child.wait()?;
+        fs::write(&log_path, log.join("\n"))?;
+        if !status.success() {
+            let tail: Vec<&String> = log.iter().rev().take(30).collect();
+            for l in tail.into_iter().rev() {
+                eprintln!("  {l}");
+            }
+            bail!(
+                "the kernel build failed; the whole log is {}",
+                log_path.display()
+            );
+        }
+        let warnings: Vec<&String> = log.iter().filter(|l| l.contains("warning:")).collect();
+        if !warnings.is_empty() {
+            eprintln!(
+                "xtask: kernel {label}: the build printed {} warnings (see {})",
+                warnings.len(),
+                log_path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+enum SourceRef {
+    Deb(PathBuf),
+    Tree(PathBuf),
+}
+
+impl SourceRef {
+    /// What identifies the source for the cache key.
+    fn identity(&self) -> Result<String> {
+        Ok(match self {
+            SourceRef::Deb(deb) => format!(
+                "deb:{}",
+                deb.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            SourceRef::Tree(dir) => {
+                let head = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(dir)
+                    .args(["describe", "--always", "--dirty"])
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+                match head {
+                    Some(h) => format!("tree:{}@{h}", dir.display()),
+                    None => bail!(
+                        "{} is not a git tree, so the tool cannot tell when it changes: use a git checkout",
+                        dir.display()
+                    ),
+                }
+            }
+        })
+    }
+}
+
+/// Options a fragment sets that the final config does not have as written.
+pub fn unmet_options(fragment: &str, config: &str) -> Vec<String> {
+    let value = |key: &str| -> String {
+        for line in config.lines() {
+            if let Some(v) = line.strip_prefix(key).and_then(|r| r.strip_prefix('=')) {
+                return v.to_string();
+            }
+        }
+        "n".into()
+    };
+    let mut out = Vec::new();
+    for line in fragment.lines() {
+        let line = line.trim();
+        let (key, want) =
+            if let Some((k, v)) = line.split_once('=').filter(|_| line.starts_with("CONFIG_")) {
+                (k, v.to_string())
+            } else if let Some(k) = line
+                .strip_prefix("# ")
+                .and_then(|r| r.strip_suffix(" is not set"))
+            {
+                (k, "n".to_string())
+            } else {
+                continue;
+            };
+        let have = value(key);
+        if have != want {
+            out.push(format!("{key}={want} (got {have})"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmet_options_are_named() {
+        let frag = "# comment\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=250\n";
+        let config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_D=250\n";
+        assert_eq!(
+            unmet_options(frag, config),
+            ["CONFIG_B=m (got n)", "CONFIG_C=n (got y)"]
+        );
+    }
+
+    #[test]
+    fn the_shipped_fragments_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-patches/config");
+        let debug = fs::read_to_string(dir.join("debug.config")).unwrap();
+        // Against itself as a config, a fragment has nothing unmet.
+        let as_config: String = debug
+            .lines()
+            .map(|l| {
+                match l
+                    .strip_prefix("# ")
+                    .and_then(|r| r.strip_suffix(" is not set"))
+                {
+                    Some(k) => format!("{k}=n\n"),
+                    None => format!("{l}\n"),
+                }
+            })
+            .collect();
+        assert!(unmet_options(&debug, &as_config).is_empty());
+        assert!(debug.contains("CONFIG_SLAB_NOLOCK_KFUNCS=y"));
+    }
+}

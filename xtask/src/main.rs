@@ -1,0 +1,241 @@
+//! Build and test tasks for nolock-probe: `cargo xtask <command>`.
+
+mod build;
+mod cache;
+mod console;
+mod e2e;
+mod kernel;
+mod root;
+mod step;
+mod tests;
+mod vm;
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::{kernel::Kernels, root::Root, step::step};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test nolock-probe")]
+struct Cli {
+    /// Cache directory for the toolchain root, kernels and cargo (default
+    /// $NOLOCK_PROBE_CACHE, else ~/.cache/nolock-probe).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create or reuse the toolchain root.
+    Setup,
+    /// Build the patched Linux 7.3 kernel (cached).
+    Kernel(KernelArgs),
+    /// Build the BPF object.
+    BuildEbpf,
+    /// Build the BPF object and the static nolock-probe.
+    Build,
+    /// Boot the patched kernel in QEMU and run nolock-probe there.
+    Vm(VmArgs),
+    /// Run the tests: unit, checkpatch, the refusal on an unpatched kernel
+    /// and the end-to-end run in the VM.
+    Test(tests::TestArgs),
+    /// Run checkpatch.pl --strict on kernel-patches/.
+    Checkpatch,
+}
+
+#[derive(Args, Clone)]
+struct KernelArgs {
+    /// Config flavor: kernel-patches/config/<NAME>.config.
+    #[arg(long = "kernel-config", default_value = "debug")]
+    flavor: String,
+    /// A Linux 7.3 git tree to build instead of Debian's linux-source-7.3.
+    #[arg(long)]
+    source: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VmArgs {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Virtual CPUs.
+    #[arg(long, default_value_t = 2)]
+    smp: u32,
+    /// Where the JSON goes (default results/vm-<config>-<time>.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// nolock-probe's arguments (default: run --duration 20).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+/// Everything the commands share.
+pub struct Ctx {
+    pub cache: PathBuf,
+    pub workspace: PathBuf,
+    pub root: Root,
+}
+
+impl Ctx {
+    fn new(cache_flag: Option<&Path>) -> Result<Self> {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask is not in a workspace")?
+            .to_path_buf();
+        let cache = cache::dir(cache_flag)?;
+        let root = Root::locate(&cache, &workspace);
+        Ok(Ctx {
+            cache,
+            workspace,
+            root,
+        })
+    }
+
+    pub fn ensure_root(&self) -> Result<()> {
+        self.root.setup()
+    }
+
+    pub fn kernels(&self) -> Kernels<'_> {
+        Kernels {
+            root: &self.root,
+            cache: self.cache.clone(),
+            workspace: self.workspace.clone(),
+        }
+    }
+
+    pub fn kernel(
+        &self,
+        flavor: &str,
+        faults: &[String],
+        source: Option<PathBuf>,
+    ) -> Result<kernel::Image> {
+        self.ensure_root()?;
+        self.kernels().build(&kernel::Spec {
+            flavor: flavor.into(),
+            faults: faults.to_vec(),
+            source,
+        })
+    }
+
+    pub fn build(&self) -> Result<build::Artifacts> {
+        self.ensure_root()?;
+        build::build_all(&self.root, &self.cache)
+    }
+
+    /// Builds what is missing and runs nolock-probe with `args` in the VM.
+    pub fn vm(
+        &self,
+        image: &kernel::Image,
+        args: Vec<String>,
+        smp: u32,
+        out: PathBuf,
+    ) -> Result<vm::Outcome> {
+        let artifacts = self.build()?;
+        let duration = duration_of(&args);
+        // TCG boots in seconds; the drain and a slow guest need some slack.
+        let timeout = Duration::from_secs(duration + 240);
+        step(
+            &format!("vm: boot and run `nolock-probe {}`", args.join(" ")),
+            || {
+                vm::VmRun {
+                    root: &self.root,
+                    cache: &self.cache,
+                    kernel: image,
+                    loader: &artifacts.loader,
+                    args: args.clone(),
+                    smp,
+                    json_out: out.clone(),
+                    timeout,
+                }
+                .run()
+            },
+        )
+    }
+}
+
+/// The `--duration` in nolock-probe's arguments (its default, 20, if none).
+fn duration_of(args: &[String]) -> u64 {
+    args.windows(2)
+        .find(|w| w[0] == "--duration")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(20)
+}
+
+fn utc_stamp() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y%m%dT%H%M%SZ"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "now".into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx::new(cli.cache_dir.as_deref())?;
+    match cli.command {
+        Cmd::Setup => {
+            ctx.ensure_root()?;
+            println!("{}", ctx.root.path.display());
+        }
+        Cmd::Kernel(k) => {
+            let image = ctx.kernel(&k.flavor, &[], k.source)?;
+            println!("{}", image.bzimage.display());
+        }
+        Cmd::BuildEbpf => {
+            ctx.ensure_root()?;
+            println!("{}", build::build_ebpf(&ctx.root, &ctx.cache)?.display());
+        }
+        Cmd::Build => println!("{}", ctx.build()?.loader.display()),
+        Cmd::Checkpatch => {
+            ctx.ensure_root()?;
+            tests::checkpatch(&ctx)?;
+        }
+        Cmd::Vm(v) => {
+            let image = ctx.kernel(&v.kernel.flavor, &[], v.kernel.source)?;
+            let args = if v.args.is_empty() {
+                vec!["run".into(), "--duration".into(), "20".into()]
+            } else {
+                v.args
+            };
+            let out = v.out.unwrap_or_else(|| {
+                ctx.workspace.join("results").join(format!(
+                    "vm-{}-{}.json",
+                    v.kernel.flavor,
+                    utc_stamp()
+                ))
+            });
+            let outcome = ctx.vm(&image, args, v.smp, out)?;
+            eprintln!("xtask: console log: {}", outcome.console_log.display());
+            if let Some(json) = &outcome.json {
+                eprintln!("xtask: results: {}", json.display());
+            }
+            if let Some(why) = outcome.describe_failure() {
+                eprintln!("xtask: the console's last lines:");
+                for l in &outcome.tail[outcome.tail.len().saturating_sub(25)..] {
+                    eprintln!("  | {l}");
+                }
+                bail!("{why}");
+            }
+        }
+        Cmd::Test(t) => return tests::run(&ctx, &t),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,158 @@
+//! `cargo xtask test`: every test this project has, from the host-side
+//! unit tests to the end-to-end run in the VM.
+
+use std::{
+    fs,
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::{Ctx, e2e, step::step};
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Only the tests that need no VM (unit tests, checkpatch, refusal).
+    #[arg(long)]
+    pub no_vm: bool,
+}
+
+/// Runs every test; each failure is reported, the others still run.
+pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
+    ctx.ensure_root()?;
+    let mut results: Vec<(&str, Result<()>)> = Vec::new();
+    results.push(("unit tests", step("test: unit tests", || unit(ctx))));
+    results.push((
+        "checkpatch",
+        step("test: checkpatch --strict", || checkpatch(ctx)),
+    ));
+    results.push((
+        "refuses an unpatched kernel",
+        step("test: refusal on the host's unpatched kernel", || {
+            refusal(ctx)
+        }),
+    ));
+    if !args.no_vm {
+        results.push((
+            "end-to-end in the VM",
+            step("test: end-to-end run in the VM", || end_to_end(ctx)),
+        ));
+    }
+    eprintln!();
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => eprintln!("PASS  {name}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("FAIL  {name}: {e:#}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The workspace's unit tests, on the root's Rust (aya needs 1.98).
+fn unit(ctx: &Ctx) -> Result<()> {
+    ctx.root
+        .run("cargo test -q --workspace --exclude probe-ebpf 2>&1", &[])
+}
+
+/// Every patch of the series passes `checkpatch.pl --strict` with no error,
+/// warning or check.
+pub fn checkpatch(ctx: &Ctx) -> Result<()> {
+    // checkpatch.pl comes with the kernel tree, which the kernel build
+    // prepares (and which is cached, so this is quick after the first time).
+    ctx.kernel("debug", &[], None)?;
+    let tree = ctx.cache.join("kernel/tree-debug");
+    for patch in ctx.kernels().series()? {
+        let out = ctx
+            .root
+            .command(
+                &format!(
+                    "cd '{}' && ./scripts/checkpatch.pl --strict --no-signoff --terse '{}'",
+                    tree.display(),
+                    patch.display()
+                ),
+                &[],
+            )?
+            .output()
+            .context("cannot run checkpatch.pl")?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success()
+            || text.lines().any(|l| {
+                l.contains(": WARNING:") || l.contains(": ERROR:") || l.contains(": CHECK:")
+            })
+        {
+            bail!(
+                "checkpatch.pl --strict complains about {}:\n{text}",
+                patch.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The static nolock-probe, run on this machine's kernel (which has no
+/// series), must refuse with its one sentence and exit status 2.
+fn refusal(ctx: &Ctx) -> Result<()> {
+    let loader = ctx.build()?.loader;
+    let btf = fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+    if btf.windows(18).any(|w| w == b"bpf_kmalloc_nolock") {
+        eprintln!(
+            "xtask: skipped: this machine's kernel has the series, so there is nothing to refuse"
+        );
+        return Ok(());
+    }
+    let out = Command::new(&loader)
+        .args(["run", "--duration", "1"])
+        .output()
+        .context("cannot run nolock-probe")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = "nolock-probe: the running kernel lacks the nolock-probe kfuncs";
+    if out.status.code() != Some(2)
+        || !stderr.starts_with(want)
+        || stderr.trim_end().lines().count() != 1
+        || !stderr.contains("apply kernel-patches/")
+    {
+        bail!(
+            "expected exit 2 and one sentence starting with `{want}` that names kernel-patches/, got {:?}: {stderr}",
+            out.status.code()
+        );
+    }
+    Ok(())
+}
+
+/// A short VM run on the debug kernel: every trigger on both vCPUs, the
+/// paths add up, the locked-slab kprobe falls back, the console is clean.
+fn end_to_end(ctx: &Ctx) -> Result<()> {
+    let image = ctx.kernel("debug", &[], None)?;
+    let out = ctx.cache.join("test-results/e2e.json");
+    let _ = fs::remove_file(&out);
+    let outcome = ctx.vm(
+        &image,
+        ["run", "--duration", "10"].map(String::from).to_vec(),
+        2,
+        out,
+    )?;
+    if let Some(why) = outcome.describe_failure() {
+        bail!("{why} (console: {})", outcome.console_log.display());
+    }
+    let json = outcome.json.context("the guest sent no JSON back")?;
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let problems = e2e::foundation_problems(&report, 2);
+    if !problems.is_empty() {
+        bail!(
+            "the run's JSON ({}) does not show what it must:\n  {}",
+            json.display(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! `cargo xtask vm`: boot the patched kernel in QEMU (TCG) with an
+//! initramfs that runs nolock-probe, bring the JSON back and watch the
+//! console for kernel trouble.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{console, kernel::Image, root::Root};
+
+/// Printed by the guest's init with nolock-probe's exit status.
+const EXIT_MARKER: &str = "NOLOCK-PROBE-EXIT ";
+const START_MARKER: &str = "NOLOCK-PROBE-START";
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t bpf bpf /sys/fs/bpf
+mount -t tmpfs tmpfs /tmp
+echo NOLOCK-PROBE-START
+eval "set -- $(cat /nolock-probe.args)"
+/nolock-probe "$@"
+rc=$?
+# The JSON goes out on the second serial port, the console stays readable.
+if [ -f /tmp/result.json ]; then cat /tmp/result.json > /dev/ttyS1; fi
+echo "NOLOCK-PROBE-EXIT $rc"
+sleep 1
+reboot -f
+"#;
+
+pub struct VmRun<'a> {
+    pub root: &'a Root,
+    pub cache: &'a Path,
+    pub kernel: &'a Image,
+    pub loader: &'a Path,
+    /// nolock-probe's arguments; `--output` is added for `run`.
+    pub args: Vec<String>,
+    pub smp: u32,
+    /// Where the JSON goes; the console log goes next to it.
+    pub json_out: PathBuf,
+    /// Let the run go on for this long before it counts as hung.
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// nolock-probe's exit status in the guest, if it got that far.
+    pub exit: Option<i32>,
+    /// (category, line) of each finding in the console.
+    pub findings: Vec<(String, String)>,
+    /// The JSON, when nolock-probe wrote one.
+    pub json: Option<PathBuf>,
+    pub console_log: PathBuf,
+    /// The last console lines, for error messages.
+    pub tail: Vec<String>,
+}
+
+impl Outcome {
+    pub fn describe_failure(&self) -> Option<String> {
+        if !self.findings.is_empty() {
+            let lines: Vec<String> = self
+                .findings
+                .iter()
+                .map(|(c, l)| format!("  [{c}] {l}"))
+                .collect();
+            return Some(format!(
+                "the guest kernel reported trouble:\n{}",
+                lines.join("\n")
+            ));
+        }
+        match self.exit {
+            None => Some("the guest stopped before nolock-probe finished".into()),
+            Some(0) => None,
+            Some(1) => Some("nolock-probe's verdict in the guest is FAIL (exit 1)".into()),
+            Some(n) => Some(format!("nolock-probe failed in the guest (exit {n})")),
+        }
+    }
+}
+
+/// Shell-quotes one argument for the guest's `eval "set -- ..."`.
+pub fn quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// The guest's kernel command line; the TSC frequency is the host's (TCG
+/// passes the host TSC through) because TCG has no PIT to calibrate it.
+fn cmdline() -> String {
+    let khz = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map(|mhz| (mhz * 1000.0) as u64);
+    let mut c = String::from(
+        "console=ttyS0,115200 rdinit=/init panic=-1 oops=panic softlockup_all_cpu_backtrace=1 log_buf_len=16M tsc=reliable quiet loglevel=4",
+    );
+    if let Some(khz) = khz {
+        c.push_str(&format!(" tsc_early_khz={khz}"));
+    }
+    c
+}
+
+impl VmRun<'_> {
+    pub fn run(&self) -> Result<Outcome> {
+        let work = self
+            .cache
+            .join("vm")
+            .join(format!("run-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&work);
+        let stage = work.join("stage");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "lib"] {
+            fs::create_dir_all(stage.join(d))?;
+        }
+        fs::copy(
+            self.root.path.join("usr/bin/busybox"),
+            stage.join("bin/busybox"),
+        )
+        .context("busybox-static is missing from the toolchain root")?;
+        fs::copy(self.loader, stage.join("nolock-probe"))?;
+        let init = stage.join("init");
+        fs::write(&init, INIT)?;
+        let mut args: Vec<String> = self.args.clone();
+        if args.first().map(String::as_str) == Some("run")
+            && !args.iter().any(|a| a == "--output" || a == "-o")
+        {
+            args.extend(["--output".into(), "/tmp/result.json".into()]);
+        }
+        fs::write(
+            stage.join("nolock-probe.args"),
+            args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
+        )?;
+        if self.kernel.modules.join("lib/modules").exists() {
+            copy_tree(
+                &self.kernel.modules.join("lib/modules"),
+                &stage.join("lib/modules"),
+            )?;
+        }
+        set_executable(&init)?;
+        set_executable(&stage.join("bin/busybox"))?;
+        set_executable(&stage.join("nolock-probe"))?;
+        let cpio = work.join("initramfs.cpio");
+        self.root.run(
+            &format!(
+                "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+                stage.display(),
+                cpio.display()
+            ),
+            &[],
+        )?;
+
+        let serial_json = work.join("ttyS1.out");
+        let console_log = self.json_out.with_extension("console.log");
+        if let Some(dir) = self.json_out.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let qemu = format!(
+            "exec qemu-system-x86_64 -accel tcg -smp {smp} -m 1G -nodefaults -no-reboot -display none \
+             -serial stdio -serial 'file:{json}' -kernel '{kernel}' -initrd '{cpio}' -append '{cmdline}'",
+            smp = self.smp,
+            json = serial_json.display(),
+            kernel = self.kernel.bzimage.display(),
+            cpio = cpio.display(),
+            cmdline = cmdline(),
+        );
+        let mut child = self
+            .root
+            .command(&qemu, &[])?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start QEMU")?;
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let mut log = fs::File::create(&console_log)?;
+        let start = Instant::now();
+        let mut outcome = Outcome {
+            exit: None,
+            findings: Vec::new(),
+            json: None,
+            console_log: console_log.clone(),
+            tail: Vec::new(),
+        };
+        let mut started = false;
+        // After the first finding, keep reading a little for its trace.
+        let mut stop_at: Option<Instant> = None;
+        loop {
+            if let Some(t) = stop_at {
+                if Instant::now() >= t {
+                    break;
+                }
+            }
+            if start.elapsed() > self.timeout {
+                outcome.findings.push((
+                    "timeout".into(),
+                    format!(
+                        "the guest did not finish within {}s",
+                        self.timeout.as_secs()
+                    ),
+                ));
+                break;
+            }
+            let line = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(l) => l.replace('\r', ""),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            writeln!(log, "{line}")?;
+            outcome.tail.push(line.clone());
+            if outcome.tail.len() > 60 {
+                outcome.tail.remove(0);
+            }
+            if line.contains(START_MARKER) {
+                started = true;
+                continue;
+            }
+            if let Some(rc) = line.strip_prefix(EXIT_MARKER) {
+                outcome.exit = rc.trim().parse().ok();
+                continue;
+            }
+            if let Some(category) = console::classify(&line) {
+                eprintln!("guest: {line}");
+                outcome.findings.push((
+                    category.to_string(),
+                    console::strip_timestamp(&line).to_string(),
+                ));
+                stop_at.get_or_insert(Instant::now() + Duration::from_secs(3));
+                continue;
+            }
+            if started {
+                eprintln!("guest: {line}");
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+
+        if let Ok(raw) = fs::read(&serial_json) {
+            let text = String::from_utf8_lossy(&raw).replace('\r', "");
+            if !text.trim().is_empty() {
+                serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
+                    format!(
+                        "the JSON that came back from the guest is damaged (see {})",
+                        serial_json.display()
+                    )
+                })?;
+                fs::write(&self.json_out, text)?;
+                outcome.json = Some(self.json_out.clone());
+            }
+        }
+        let _ = fs::remove_dir_all(&work);
+        Ok(outcome)
+    }
+}
+
+fn set_executable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if ty.is_file() {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_survive_the_guest_shell() {
+        assert_eq!(quote("run"), "'run'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn failures_are_described() {
+        let mut o = Outcome {
+            exit: Some(0),
+            findings: vec![],
+            json: None,
+            console_log: PathBuf::new(),
+            tail: vec![],
+        };
+        assert_eq!(o.describe_failure(), None);
+        o.exit = None;
+        assert!(o.describe_failure().unwrap().contains("stopped before"));
+        o.findings
+            .push(("lockdep".into(), "WARNING: inconsistent lock state".into()));
+        assert!(
+            o.describe_failure()
+                .unwrap()
+                .contains("[lockdep] WARNING: inconsistent lock state")
+        );
+    }
+}
