@@ -39,8 +39,8 @@ impl LoadGen {
         Ok(load)
     }
 
-    /// Operations so far (one operation: a pipe and a /proc file opened,
-    /// read and closed).
+    /// Operations so far (one operation: a /proc file opened, read and
+    /// closed, and a burst of pipes opened and closed).
     pub fn ops(&self) -> u64 {
         self.ops.load(Ordering::Relaxed)
     }
@@ -71,10 +71,16 @@ fn pin(cpu: u32) {
     }
 }
 
+/// Pipes held open at once: enough objects to overflow the per-CPU sheaves,
+/// so that frees reach the barn and the slabs' partial lists, where
+/// `slab_attach_kprobe_locked()` runs under the node list_lock.
+const BURST: usize = 128;
+
 fn churn(cpu: u32, stop: &AtomicBool, ops: &AtomicU64) {
     pin(cpu);
     const STAT: &CStr = c"/proc/self/stat";
     let mut buf = [0u8; 512];
+    let mut pipes = [[0i32; 2]; BURST];
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: plain system calls on buffers and descriptors this loop owns.
         unsafe {
@@ -84,11 +90,18 @@ fn churn(cpu: u32, stop: &AtomicBool, ops: &AtomicU64) {
                 libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
                 libc::close(fd);
             }
-            // A pipe allocates its inode info and buffer array with kmalloc.
-            let mut fds = [0; 2];
-            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == 0 {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
+            // Each pipe allocates its inode info and buffer array with
+            // kmalloc, and two files, an inode and a dentry.
+            let mut open = 0;
+            for p in pipes.iter_mut() {
+                if libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                    break;
+                }
+                open += 1;
+            }
+            for p in &pipes[..open] {
+                libc::close(p[0]);
+                libc::close(p[1]);
             }
         }
         ops.fetch_add(1, Ordering::Relaxed);

@@ -109,8 +109,9 @@ pub fn check(btf: &KernelBtf) -> Result<Ready> {
             )
         })
     };
+    // `#define rcu_head callback_head` renames the field in BTF.
     let sheaf = SheafLayout {
-        rcu_head: member("rcu_head")?,
+        rcu_head: member("callback_head")?,
         size: member("size")?,
         objects: member("objects")?,
     };
@@ -145,8 +146,9 @@ mod tests {
             })
             .collect();
         b.struct_("bpf_nolock_obj", &fields);
-        let rcu = b.struct_("rcu_head", &[("next", u64t), ("func", u64t)]);
-        let anon = b.union_anon(&[("rcu_head", rcu)]);
+        // As in the kernel's BTF: `#define rcu_head callback_head`.
+        let rcu = b.struct_("callback_head", &[("next", u64t), ("func", u64t)]);
+        let anon = b.union_anon(&[("callback_head", rcu)]);
         b.struct_(
             "slab_sheaf",
             &[

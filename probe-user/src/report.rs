@@ -62,7 +62,8 @@ pub struct RunInfo {
 #[derive(Debug, Serialize)]
 pub struct LoadInfo {
     pub enabled: bool,
-    /// Load operations (a pipe and a /proc file opened, read, closed).
+    /// Load operations (a /proc file opened, read and closed, and a burst
+    /// of 128 pipes opened and closed).
     pub ops: u64,
     pub ops_per_s: f64,
 }

@@ -52,7 +52,7 @@ impl BtfBuilder {
     /// Natural alignment (member size, at most 8): enough for the structs
     /// the tests describe.
     fn layout(&self, members: &[(String, u32)]) -> (Vec<u32>, u32) {
-        let mut off = 0;
+        let mut off: u32 = 0;
         let mut offsets = Vec::new();
         for (_, t) in members {
             let size = self.size_of(*t);
