@@ -11,10 +11,7 @@ fn main() {
         Some(path) => {
             println!("cargo::rerun-if-changed={}", PathBuf::from(&path).display());
             fs::copy(&path, &dest).unwrap_or_else(|e| {
-                panic!(
-                    "cannot copy the BPF object {}: {e}",
-                    PathBuf::from(&path).display()
-                )
+                panic!("cannot copy the BPF object {}: {e}", PathBuf::from(&path).display())
             });
         }
         None => fs::write(&dest, b"").expect("write an empty BPF object"),

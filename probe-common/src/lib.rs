@@ -3,6 +3,9 @@
 //! and explicit padding, so that both sides see one layout.
 #![no_std]
 
+pub mod console;
+pub mod hist;
+
 /// `BPF_NOLOCK_OBJ_MAGIC` of kernel-patches/0001: the first word of every
 /// object that `bpf_kmalloc_nolock()` returned and that is not yet freed
 /// (`bpf_kfree_nolock()` clears it).
@@ -46,10 +49,7 @@ pub const NOLOCK_OBJ_FIELDS: [(&str, usize); 11] = [
     ("free_cpu", core::mem::offset_of!(NolockObj, free_cpu)),
     ("free_ctx", core::mem::offset_of!(NolockObj, free_ctx)),
     ("tag", core::mem::offset_of!(NolockObj, tag)),
-    (
-        "payload_size",
-        core::mem::offset_of!(NolockObj, payload_size),
-    ),
+    ("payload_size", core::mem::offset_of!(NolockObj, payload_size)),
     ("rcu", core::mem::offset_of!(NolockObj, rcu)),
 ];
 
@@ -88,11 +88,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 3] = [
-        Trigger::LockedKprobe,
-        Trigger::PerfEvent,
-        Trigger::FentryDeferredWork,
-    ];
+    pub const ALL: [Trigger; 3] = [Trigger::LockedKprobe, Trigger::PerfEvent, Trigger::FentryDeferredWork];
 
     /// The BPF program (its function name in probe-ebpf).
     pub const fn program(self) -> &'static str {
@@ -149,6 +145,20 @@ pub struct TriggerCounters {
     pub sheaf_call_rcu_deferred: u64,
     /// Rcu sheaves passed to `call_rcu()` by a flush (barrier, shrink).
     pub sheaf_call_rcu_flushed: u64,
+
+    /// Objects seen given back after their grace period (any path).
+    pub reclaimed: u64,
+    /// Of those, given back before their grace period had ended.
+    pub premature: u64,
+    /// Objects the observers could not follow because `IN_FLIGHT` was full.
+    pub untracked: u64,
+    /// Reclaimed from an rcu sheaf whose `call_rcu()` was not recorded
+    /// (`SHEAVES` full), so without a path or latency.
+    pub unattributed: u64,
+    /// Fallen-back objects that the deferred work's `kvfree_call_rcu()` put
+    /// into an rcu sheaf (their second attempt), and that it could not.
+    pub retry_sheaf: u64,
+    pub retry_sheaf_fail: u64,
 }
 
 impl TriggerCounters {
@@ -168,6 +178,12 @@ impl TriggerCounters {
         self.sheaf_call_rcu += other.sheaf_call_rcu;
         self.sheaf_call_rcu_deferred += other.sheaf_call_rcu_deferred;
         self.sheaf_call_rcu_flushed += other.sheaf_call_rcu_flushed;
+        self.reclaimed += other.reclaimed;
+        self.premature += other.premature;
+        self.untracked += other.untracked;
+        self.unattributed += other.unattributed;
+        self.retry_sheaf += other.retry_sheaf;
+        self.retry_sheaf_fail += other.retry_sheaf_fail;
     }
 }
 
@@ -180,15 +196,24 @@ pub struct RunConfig {
     pub payload_size: u32,
     /// `alloc_flags::*`.
     pub alloc_flags: u32,
-    /// Address of the static `rcu_free_sheaf()`, from /proc/kallsyms: the
-    /// `call_rcu()` observer recognises sheaves by their callback.
+    /// Addresses of the static `rcu_free_sheaf()` and
+    /// `rcu_free_sheaf_nobarn()` (the callback of flushed sheaves), from
+    /// /proc/kallsyms: the `call_rcu()` observer recognises sheaves by them.
     pub rcu_free_sheaf: u64,
+    pub rcu_free_sheaf_nobarn: u64,
     /// Offsets in `struct slab_sheaf`, from the kernel's BTF.
     pub sheaf_rcu_head_off: u32,
     pub sheaf_size_off: u32,
     pub sheaf_objects_off: u32,
+    pub sheaf_cache_off: u32,
+    /// Offsets in `struct kvfree_rcu_bulk_data`, from the kernel's BTF.
+    pub bulk_nr_records_off: u32,
+    pub bulk_records_off: u32,
     /// Thread group of the loader: only its system call drains.
     pub loader_tgid: u32,
+    /// Non-zero: follow every object to its reclaim (latency, premature
+    /// and lost objects). Zero measures the triggers without that cost.
+    pub track: u32,
 }
 
 impl RunConfig {
@@ -196,12 +221,153 @@ impl RunConfig {
         payload_size: 0,
         alloc_flags: 0,
         rcu_free_sheaf: 0,
+        rcu_free_sheaf_nobarn: 0,
         sheaf_rcu_head_off: 0,
         sheaf_size_off: 0,
         sheaf_objects_off: 0,
+        sheaf_cache_off: 0,
+        bulk_nr_records_off: 0,
+        bulk_records_off: 0,
         loader_tgid: 0,
+        track: 1,
     };
 }
+
+/// The ways an object handed to kfree_rcu_nolock() reaches the end of its
+/// grace period; the latency histograms and path counters are per path.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// In an rcu sheaf whose `call_rcu()` ran at once, when it filled.
+    SheafImmediate = 0,
+    /// In an rcu sheaf whose `call_rcu()` was deferred through irq_work.
+    SheafDeferred = 1,
+    /// In an rcu sheaf handed to RCU by a flush (barrier, CPU offline).
+    SheafFlushed = 2,
+    /// `defer_kfree_rcu()`, then `kvfree_call_rcu()` from the irq_work.
+    Fallback = 3,
+}
+
+impl Path {
+    pub const COUNT: usize = 4;
+    pub const ALL: [Path; Path::COUNT] =
+        [Path::SheafImmediate, Path::SheafDeferred, Path::SheafFlushed, Path::Fallback];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Path::SheafImmediate => "sheaf_immediate",
+            Path::SheafDeferred => "sheaf_deferred",
+            Path::SheafFlushed => "sheaf_flushed",
+            Path::Fallback => "fallback",
+        }
+    }
+}
+
+/// Which part of an object's wait a latency sample measures.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// From kfree_rcu_nolock() to the object's reclaim.
+    Total = 0,
+    /// Sheaf paths: from kfree_rcu_nolock() until the sheaf is handed to
+    /// `call_rcu()` (the fill time). Fallback: until the irq_work passes
+    /// the object to `kvfree_call_rcu()`.
+    Queued = 1,
+    /// Sheaf paths: `call_rcu()` to `rcu_free_sheaf()` (the grace period).
+    /// Fallback: `kvfree_call_rcu()` to the reclaim.
+    Grace = 2,
+}
+
+impl Stage {
+    pub const COUNT: usize = 3;
+    pub const ALL: [Stage; Stage::COUNT] = [Stage::Total, Stage::Queued, Stage::Grace];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Total => "total",
+            Stage::Queued => "queued",
+            Stage::Grace => "grace",
+        }
+    }
+}
+
+/// Slot of (path, stage) in `LATENCY`, and of its first bucket in `HIST`
+/// (times `hist::BUCKETS`).
+pub const fn latency_slot(path: u32, stage: u32) -> u32 {
+    path * Stage::COUNT as u32 + stage
+}
+
+/// Latency summary of one (path, stage) on one CPU, in ns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub sum_ns: u64,
+    /// u64::MAX until the first sample (0 in a fresh map is fixed up by
+    /// the reader: count 0 means no samples).
+    pub min_ns: u64,
+    pub max_ns: u64,
+}
+
+impl LatencyStats {
+    pub fn merge(&mut self, other: &LatencyStats) {
+        if other.count == 0 {
+            return;
+        }
+        self.min_ns = if self.count == 0 { other.min_ns } else { self.min_ns.min(other.min_ns) };
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+    }
+}
+
+/// Per-path counters (`PATH_COUNTERS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
+pub struct PathCounters {
+    /// Objects given back after the grace period through this path.
+    pub reclaimed: u64,
+    /// Of those, given back before their grace period had ended.
+    pub premature: u64,
+}
+
+/// What the observers know about an object between kfree_rcu_nolock() and
+/// its reclaim (`IN_FLIGHT`, keyed by the object's address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InFlight {
+    /// When the deferred irq_work passed it to `kvfree_call_rcu()`, if it
+    /// fell back; 0 otherwise.
+    pub requeued_ns: u64,
+    pub tag: u32,
+    /// Non-zero once `defer_kfree_rcu()` took it.
+    pub fell_back: u32,
+}
+
+/// What the observers know about an rcu sheaf between `call_rcu()` and
+/// `rcu_free_sheaf()` (`SHEAVES`, keyed by the sheaf's address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SheafInFlight {
+    pub call_rcu_ns: u64,
+    /// `Path` of the sheaf's objects.
+    pub path: u32,
+    pub _pad: u32,
+}
+
+/// Capacity of `IN_FLIGHT`: objects freed and not yet reclaimed.
+pub const MAX_IN_FLIGHT: u32 = 1 << 18;
+/// Capacity of `SHEAVES`.
+pub const MAX_SHEAVES: u32 = 1 << 14;
+/// Objects of one sheaf the reclaim observer looks at (the largest
+/// kmalloc sheaf capacity is well below).
+pub const MAX_SHEAF_OBJECTS: u32 = 256;
+/// Records of one kvfree_rcu bulk block the reclaim observer looks at
+/// (a block is one page of pointers).
+pub const MAX_BULK_RECORDS: u32 = 512;
+/// Entries of one kvfree_rcu list the reclaim observer walks.
+pub const MAX_LIST_ENTRIES: u32 = 512;
 
 /// Per-CPU scratch state of the observers (`OBSERVER_STATE` slots).
 pub mod observer_state {
@@ -217,10 +383,7 @@ mod pod {
     use serde::ser::{SerializeMap, Serializer};
 
     /// Per-context counts as an object keyed by context name.
-    pub fn per_context<S: Serializer>(
-        counts: &[u64; super::ctx::COUNT],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn per_context<S: Serializer>(counts: &[u64; super::ctx::COUNT], s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(counts.len()))?;
         for (name, n) in super::ctx::NAMES.iter().zip(counts) {
             map.serialize_entry(name, n)?;
@@ -232,4 +395,10 @@ mod pod {
     unsafe impl aya::Pod for super::TriggerCounters {}
     // SAFETY: repr(C), u32/u64 fields laid out without padding.
     unsafe impl aya::Pod for super::RunConfig {}
+    // SAFETY: repr(C), four u64.
+    unsafe impl aya::Pod for super::LatencyStats {}
+    // SAFETY: repr(C), two u64.
+    unsafe impl aya::Pod for super::PathCounters {}
+    // SAFETY: repr(C), u64 then two u32.
+    unsafe impl aya::Pod for super::InFlight {}
 }

@@ -5,11 +5,43 @@
 //! atomic add: cheap, and no count is lost. The BPF target has no Rust
 //! atomics (no compare-and-swap), so the add is the BPF instruction itself.
 
-use aya_ebpf::{Global, macros::map, maps::PerCpuArray};
-use probe_common::{MAX_TRIGGERS, RunConfig, TriggerCounters, observer_state};
+use aya_ebpf::{
+    Global,
+    macros::map,
+    maps::{HashMap, PerCpuArray},
+};
+use probe_common::{
+    InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_SHEAVES, MAX_TRIGGERS, Path, PathCounters, RunConfig,
+    SheafInFlight, Stage, TriggerCounters, hist, latency_slot, observer_state,
+};
 
 #[map]
 pub static COUNTERS: PerCpuArray<TriggerCounters> = PerCpuArray::with_max_entries(MAX_TRIGGERS, 0);
+
+/// Objects handed to kfree_rcu_nolock() and not yet reclaimed, by address.
+#[map]
+pub static IN_FLIGHT: HashMap<u64, InFlight> = HashMap::with_max_entries(MAX_IN_FLIGHT, 0);
+
+/// Rcu sheaves of the triggers' caches between call_rcu() and
+/// rcu_free_sheaf(), by address.
+#[map]
+pub static SHEAVES: HashMap<u64, SheafInFlight> = HashMap::with_max_entries(MAX_SHEAVES, 0);
+
+/// The kmem_caches the triggers' objects live in: only their sheaves are
+/// followed.
+#[map]
+pub static OUR_CACHES: HashMap<u64, u8> = HashMap::with_max_entries(64, 0);
+
+#[map]
+static HIST: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(Path::COUNT as u32 * Stage::COUNT as u32 * hist::BUCKETS, 0);
+
+#[map]
+static LATENCY: PerCpuArray<LatencyStats> =
+    PerCpuArray::with_max_entries(Path::COUNT as u32 * Stage::COUNT as u32, 0);
+
+#[map]
+pub static PATH_COUNTERS: PerCpuArray<PathCounters> = PerCpuArray::with_max_entries(Path::COUNT as u32, 0);
 
 #[map]
 static OBSERVER_STATE: PerCpuArray<u64> = PerCpuArray::with_max_entries(observer_state::COUNT, 0);
@@ -54,4 +86,35 @@ pub fn state(slot: u32) -> u64 {
         Some(v) => unsafe { core::ptr::read_volatile(v) },
         None => 0,
     }
+}
+
+/// Adds one latency sample of (path, stage).
+#[inline(always)]
+pub fn sample(path: u32, stage: u32, ns: u64) {
+    let slot = latency_slot(path, stage);
+    if let Some(h) = HIST.get_ptr_mut(slot * hist::BUCKETS + hist::bucket(ns)) {
+        add(h, 1);
+    }
+    if let Some(l) = LATENCY.get_ptr_mut(slot) {
+        // SAFETY: `l` is this CPU's value of an existing slot. min and max
+        // are plain per-CPU updates: an NMI landing between the compare and
+        // the store can lose one extreme, never a count.
+        unsafe {
+            add(&raw mut (*l).count, 1);
+            add(&raw mut (*l).sum_ns, ns);
+            if (*l).min_ns == 0 || ns < (*l).min_ns {
+                (*l).min_ns = ns;
+            }
+            if ns > (*l).max_ns {
+                (*l).max_ns = ns;
+            }
+        }
+    }
+}
+
+/// ktime_get_mono_fast_ns(), the clock the kfuncs stamp objects with.
+#[inline(always)]
+pub fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
 }

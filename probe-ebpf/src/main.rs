@@ -9,6 +9,7 @@
 mod counters;
 mod kfuncs;
 mod observers;
+mod reclaim;
 mod triggers;
 
 #[cfg(not(test))]

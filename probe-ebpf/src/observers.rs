@@ -9,16 +9,26 @@ use aya_ebpf::{
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
-use probe_common::{MAX_TRIGGERS, NolockObj, OBJ_MAGIC, SLAB_FREE_NOLOCK, observer_state};
+use probe_common::{
+    MAX_TRIGGERS, NolockObj, OBJ_MAGIC, Path, SLAB_FREE_NOLOCK, SheafInFlight, observer_state,
+};
 
 use crate::{
-    counters::{RUN_CONFIG, count, state, state_add},
+    counters::{IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, count, now, state, state_add},
     kfuncs::bpf_nolock_barrier,
 };
 
-/// The tag of the object at `obj` if it is one of the triggers' objects.
+/// The tag of the object at `obj` if it is one of the triggers' objects in
+/// flight. When objects are followed (the default), only `IN_FLIGHT` says
+/// so: memory that held one of them keeps its magic after the reclaim, and
+/// the next owner may kfree_rcu() it without overwriting it. Without
+/// following, the magic and tag have to do.
 #[inline(always)]
-fn our_tag(obj: u64) -> Option<u32> {
+pub fn our_tag(obj: u64) -> Option<u32> {
+    if RUN_CONFIG.load().track != 0 {
+        // SAFETY: a copy of the map value.
+        return unsafe { IN_FLIGHT.get(&obj) }.map(|s| s.tag);
+    }
     let obj = obj as *const NolockObj;
     // SAFETY: bpf_probe_read_kernel() copes with any address.
     let magic = unsafe { bpf_probe_read_kernel(&raw const (*obj).magic) }.ok()?;
@@ -32,8 +42,13 @@ fn our_tag(obj: u64) -> Option<u32> {
 
 /// `bool __kfree_rcu_sheaf(struct kmem_cache *s, void *obj, unsigned int free_flags)`
 #[fentry(function = "__kfree_rcu_sheaf")]
-pub fn kfree_rcu_sheaf_entry(_ctx: FEntryContext) -> u32 {
+pub fn kfree_rcu_sheaf_entry(ctx: FEntryContext) -> u32 {
     state_add(observer_state::IN_KFREE_RCU_SHEAF, 1);
+    // Learn the cache before the call can fill a sheaf and call_rcu() it.
+    if our_tag(ctx.arg(1)).is_some() {
+        let cache: u64 = ctx.arg(0);
+        let _ = OUR_CACHES.insert(&cache, &1, 0);
+    }
     0
 }
 
@@ -43,21 +58,18 @@ pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
     if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
         state_add(observer_state::IN_KFREE_RCU_SHEAF, -1);
     }
-    let free_flags: u64 = ctx.arg(2);
-    // Objects that fell back reach this function a second time from the
-    // deferred work, through kvfree_call_rcu() without SLAB_FREE_NOLOCK;
-    // only kfree_rcu_nolock()'s own attempt counts.
-    if free_flags as u32 & SLAB_FREE_NOLOCK == 0 {
-        return 0;
-    }
     let Some(tag) = our_tag(ctx.arg(1)) else {
         return 0;
     };
-    let ret: u64 = ctx.arg(3);
-    if ret & 0xff != 0 {
-        count!(tag, sheaf);
-    } else {
-        count!(tag, sheaf_fail);
+    let free_flags: u64 = ctx.arg(2);
+    let ok = ctx.arg::<u64>(3) & 0xff != 0;
+    // Objects that fell back reach this function a second time from the
+    // deferred work, through kvfree_call_rcu() without SLAB_FREE_NOLOCK.
+    match (free_flags as u32 & SLAB_FREE_NOLOCK != 0, ok) {
+        (true, true) => count!(tag, sheaf),
+        (true, false) => count!(tag, sheaf_fail),
+        (false, true) => count!(tag, retry_sheaf),
+        (false, false) => count!(tag, retry_sheaf_fail),
     }
     0
 }
@@ -66,8 +78,28 @@ pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
 #[fentry(function = "defer_kfree_rcu")]
 pub fn defer_kfree_rcu(ctx: FEntryContext) -> u32 {
     let head: u64 = ctx.arg(0);
-    if let Some(tag) = our_tag(head - offset_of!(NolockObj, rcu) as u64) {
+    let obj = head - offset_of!(NolockObj, rcu) as u64;
+    if let Some(tag) = our_tag(obj) {
         count!(tag, fallback);
+        if let Some(state) = IN_FLIGHT.get_ptr_mut(&obj) {
+            // SAFETY: a value of the map, updated in place.
+            unsafe { (*state).fell_back = 1 };
+        }
+    }
+    0
+}
+
+/// `void kvfree_call_rcu(struct kvfree_rcu_head *head, void *ptr)`: the
+/// deferred work hands a fallen-back object on to kvfree_rcu.
+#[fentry(function = "kvfree_call_rcu")]
+pub fn kvfree_call_rcu(ctx: FEntryContext) -> u32 {
+    if state(observer_state::IN_DEFERRED_WORK) == 0 {
+        return 0;
+    }
+    let obj: u64 = ctx.arg(1);
+    if let Some(state) = IN_FLIGHT.get_ptr_mut(&obj) {
+        // SAFETY: a value of the map, updated in place.
+        unsafe { (*state).requeued_ns = now() };
     }
     0
 }
@@ -95,14 +127,27 @@ pub fn deferred_work_exit(_ctx: FExitContext) -> u32 {
 pub fn call_rcu(ctx: FEntryContext) -> u32 {
     let cfg = RUN_CONFIG.load();
     let func: u64 = ctx.arg(1);
-    if func != cfg.rcu_free_sheaf {
+    if func != cfg.rcu_free_sheaf && func != cfg.rcu_free_sheaf_nobarn {
         return 0;
     }
     let head: u64 = ctx.arg(0);
     let sheaf = head - cfg.sheaf_rcu_head_off as u64;
+    let path = if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
+        Path::SheafImmediate
+    } else if state(observer_state::IN_DEFERRED_WORK) > 0 {
+        Path::SheafDeferred
+    } else {
+        Path::SheafFlushed
+    };
     // SAFETY: bpf_probe_read_kernel() copes with any address.
-    let Ok(size) =
-        (unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_size_off as u64) as *const u32) })
+    if let Ok(cache) = unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_cache_off as u64) as *const u64) } {
+        if OUR_CACHES.get_ptr(&cache).is_some() {
+            let info = SheafInFlight { call_rcu_ns: now(), path: path as u32, _pad: 0 };
+            let _ = SHEAVES.insert(&sheaf, &info, 0);
+        }
+    }
+    // SAFETY: bpf_probe_read_kernel() copes with any address.
+    let Ok(size) = (unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_size_off as u64) as *const u32) })
     else {
         return 0;
     };
@@ -117,12 +162,10 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
     let Some(tag) = our_tag(last) else {
         return 0;
     };
-    if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
-        count!(tag, sheaf_call_rcu);
-    } else if state(observer_state::IN_DEFERRED_WORK) > 0 {
-        count!(tag, sheaf_call_rcu_deferred);
-    } else {
-        count!(tag, sheaf_call_rcu_flushed);
+    match path {
+        Path::SheafImmediate => count!(tag, sheaf_call_rcu),
+        Path::SheafDeferred => count!(tag, sheaf_call_rcu_deferred),
+        _ => count!(tag, sheaf_call_rcu_flushed),
     }
     0
 }

@@ -5,10 +5,10 @@ use aya_ebpf::{
     macros::{fentry, kprobe, perf_event},
     programs::{FEntryContext, PerfEventContext, ProbeContext},
 };
-use probe_common::{Trigger, ctx};
+use probe_common::{InFlight, Trigger, ctx};
 
 use crate::{
-    counters::{RUN_CONFIG, count},
+    counters::{IN_FLIGHT, RUN_CONFIG, count},
     kfuncs::{bpf_kfree_rcu_nolock, bpf_kmalloc_nolock},
 };
 
@@ -28,12 +28,18 @@ fn exercise(trigger: Trigger) -> u32 {
     }
     // SAFETY: `obj` is a valid object until it is released below.
     let alloc_ctx = unsafe { (*obj).alloc_ctx };
-    count!(
-        tag,
-        alloc_ctx[(alloc_ctx & ctx::MASK) as usize & (ctx::COUNT - 1)]
-    );
+    count!(tag, alloc_ctx[(alloc_ctx & ctx::MASK) as usize & (ctx::COUNT - 1)]);
     if alloc_ctx & ctx::IRQS_OFF != 0 {
         count!(tag, alloc_irqs_off);
+    }
+    // Followed until its reclaim. Inserted before the free, though no grace
+    // period can end while this program runs: a broken kernel that frees at
+    // once must still be caught.
+    if cfg.track != 0 {
+        let state = InFlight { tag, ..Default::default() };
+        if IN_FLIGHT.insert(&(obj as u64), &state, 0).is_err() {
+            count!(tag, untracked);
+        }
     }
     // SAFETY: releases the reference taken above.
     unsafe { bpf_kfree_rcu_nolock(obj) };

@@ -14,16 +14,14 @@ pub struct KernelBtf {
 
 impl KernelBtf {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let btf = Btf::from_file(path)
-            .with_context(|| format!("cannot parse BTF from {}", path.display()))?;
+        let btf =
+            Btf::from_file(path).with_context(|| format!("cannot parse BTF from {}", path.display()))?;
         Ok(Self { btf })
     }
 
     #[cfg(test)]
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Ok(Self {
-            btf: Btf::from_bytes(bytes).context("cannot parse BTF")?,
-        })
+        Ok(Self { btf: Btf::from_bytes(bytes).context("cannot parse BTF")? })
     }
 
     /// True if a function of this name is described (kfuncs and every
@@ -52,9 +50,7 @@ impl KernelBtf {
                 return Some(bits / 8);
             }
             if name.is_empty() {
-                if let Ok(Type::Struct(inner) | Type::Union(inner)) =
-                    self.btf.resolve_chained_type(m)
-                {
+                if let Ok(Type::Struct(inner) | Type::Union(inner)) = self.btf.resolve_chained_type(m) {
                     if let Some(off) = self.find_member(&inner, member, bits) {
                         return Some(off);
                     }

@@ -46,16 +46,17 @@ pub struct RunArgs {
     /// Do not run the built-in kmalloc/kfree load on every CPU.
     #[arg(long)]
     pub no_load: bool,
+    /// Do not follow objects to their reclaim (no latency, premature-free or
+    /// lost-object checks): measures what the observers cost.
+    #[arg(long)]
+    pub no_latency: bool,
 }
 
 impl RunArgs {
     /// Rejects what clap's types cannot: each problem is one sentence.
     pub fn validate(&self) -> Result<()> {
         if self.duration == 0 || self.duration > 24 * 3600 {
-            bail!(
-                "--duration must be between 1 and 86400 seconds, not {}",
-                self.duration
-            );
+            bail!("--duration must be between 1 and 86400 seconds, not {}", self.duration);
         }
         if self.payload_size > MAX_PAYLOAD {
             bail!(
@@ -64,18 +65,12 @@ impl RunArgs {
             );
         }
         if self.perf_frequency == 0 || self.perf_frequency > 100_000 {
-            bail!(
-                "--perf-frequency must be between 1 and 100000 Hz, not {}",
-                self.perf_frequency
-            );
+            bail!("--perf-frequency must be between 1 and 100000 Hz, not {}", self.perf_frequency);
         }
         if let Some(out) = &self.output {
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 if !dir.is_dir() {
-                    bail!(
-                        "--output {} is in a directory that does not exist",
-                        out.display()
-                    );
+                    bail!("--output {} is in a directory that does not exist", out.display());
                 }
             }
         }
@@ -84,11 +79,7 @@ impl RunArgs {
 
     pub fn alloc_flags(&self) -> u32 {
         (if self.zero { alloc_flags::ZERO } else { 0 })
-            | (if self.account {
-                alloc_flags::ACCOUNT
-            } else {
-                0
-            })
+            | (if self.account { alloc_flags::ACCOUNT } else { 0 })
     }
 }
 
@@ -122,18 +113,9 @@ mod tests {
     fn out_of_range_values_get_one_sentence() {
         for (args, needle) in [
             (&["--duration", "0"][..], "--duration must be between"),
-            (
-                &["--payload-size", "4097"][..],
-                "--payload-size must be at most 4096",
-            ),
-            (
-                &["--perf-frequency", "0"][..],
-                "--perf-frequency must be between",
-            ),
-            (
-                &["--output", "/nonexistent-dir/x.json"][..],
-                "does not exist",
-            ),
+            (&["--payload-size", "4097"][..], "--payload-size must be at most 4096"),
+            (&["--perf-frequency", "0"][..], "--perf-frequency must be between"),
+            (&["--output", "/nonexistent-dir/x.json"][..], "does not exist"),
         ] {
             let err = parse(args).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -19,13 +19,9 @@ pub fn parse(text: &str, name: &str) -> Result<u64> {
         };
         if sym == name {
             if found.is_some() {
-                bail!(
-                    "{name} appears twice in /proc/kallsyms, so the tool cannot tell its sheaves apart"
-                );
+                bail!("{name} appears twice in /proc/kallsyms, so the tool cannot tell its sheaves apart");
             }
-            found = Some(
-                u64::from_str_radix(addr, 16).with_context(|| format!("bad address for {name}"))?,
-            );
+            found = Some(u64::from_str_radix(addr, 16).with_context(|| format!("bad address for {name}"))?);
         }
     }
     match found {
@@ -48,17 +44,7 @@ mod tests {
         let text = "ffffffff81000000 T _text\nffffffff81234560 t rcu_free_sheaf\nffffffff81234600 t rcu_free_sheaf_nobarn\n";
         assert_eq!(parse(text, "rcu_free_sheaf").unwrap(), 0xffffffff81234560);
         let hidden = "0000000000000000 t rcu_free_sheaf\n";
-        assert!(
-            parse(hidden, "rcu_free_sheaf")
-                .unwrap_err()
-                .to_string()
-                .contains("kptr_restrict")
-        );
-        assert!(
-            parse(text, "nope")
-                .unwrap_err()
-                .to_string()
-                .contains("has no nope")
-        );
+        assert!(parse(hidden, "rcu_free_sheaf").unwrap_err().to_string().contains("kptr_restrict"));
+        assert!(parse(text, "nope").unwrap_err().to_string().contains("has no nope"));
     }
 }

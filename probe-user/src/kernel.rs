@@ -43,21 +43,14 @@ impl KernelInfo {
             .unwrap_or_else(|_| "unknown".into());
         let (config_source, text) = read_config(&release).unzip();
         let config = text.map(|t| relevant_options(&t)).unwrap_or_default();
-        Self {
-            release,
-            config_source,
-            config,
-        }
+        Self { release, config_source, config }
     }
 }
 
 fn read_config(release: &str) -> Option<(String, String)> {
     if let Ok(gz) = fs::read("/proc/config.gz") {
         let mut text = String::new();
-        if flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut text)
-            .is_ok()
-        {
+        if flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).is_ok() {
             return Some(("/proc/config.gz".into(), text));
         }
     }
@@ -66,10 +59,8 @@ fn read_config(release: &str) -> Option<(String, String)> {
 }
 
 pub fn relevant_options(config: &str) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = RELEVANT
-        .iter()
-        .map(|o| (o.to_string(), "n".to_string()))
-        .collect();
+    let mut out: BTreeMap<String, String> =
+        RELEVANT.iter().map(|o| (o.to_string(), "n".to_string())).collect();
     for line in config.lines() {
         if let Some((key, value)) = line.split_once('=') {
             if let Some(slot) = out.get_mut(key) {
@@ -86,8 +77,7 @@ mod tests {
 
     #[test]
     fn options_are_picked_and_unset_ones_are_n() {
-        let cfg =
-            "CONFIG_PREEMPT=y\n# CONFIG_PREEMPT_RT is not set\nCONFIG_HZ=250\nCONFIG_OTHER=y\n";
+        let cfg = "CONFIG_PREEMPT=y\n# CONFIG_PREEMPT_RT is not set\nCONFIG_HZ=250\nCONFIG_OTHER=y\n";
         let opts = relevant_options(cfg);
         assert_eq!(opts["CONFIG_PREEMPT"], "y");
         assert_eq!(opts["CONFIG_PREEMPT_RT"], "n");

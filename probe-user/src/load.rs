@@ -23,11 +23,7 @@ impl LoadGen {
     pub fn start(cpus: &[u32]) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let ops = Arc::new(AtomicU64::new(0));
-        let mut load = LoadGen {
-            stop,
-            ops,
-            threads: Vec::new(),
-        };
+        let mut load = LoadGen { stop, ops, threads: Vec::new() };
         for &cpu in cpus {
             let (stop, ops) = (load.stop.clone(), load.ops.clone());
             let handle = std::thread::Builder::new()

@@ -5,11 +5,14 @@ mod btf;
 mod cli;
 mod kallsyms;
 mod kernel;
+mod kmsg;
+mod latency;
 mod load;
 mod probes;
 mod readiness;
 mod report;
 mod run;
+mod slub_stats;
 #[cfg(test)]
 mod testing;
 

@@ -10,25 +10,37 @@ use std::{
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::PerCpuArray,
+    maps::{HashMap, MapData, PerCpuArray},
     programs::{
         FEntry, FExit, KProbe, PerfEvent, ProgramError,
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use probe_common::{RunConfig, Trigger, TriggerCounters};
+use probe_common::{InFlight, LatencyStats, PathCounters, RunConfig, Trigger, TriggerCounters};
+
+use crate::latency;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nolock-probe.bpf.o"));
 
 /// fentry/fexit observers: program, fexit?, kernel function.
-const OBSERVERS: [(&str, bool, &str); 6] = [
+const OBSERVERS: [(&str, bool, &str); 11] = [
     ("kfree_rcu_sheaf_entry", false, "__kfree_rcu_sheaf"),
     ("kfree_rcu_sheaf_exit", true, "__kfree_rcu_sheaf"),
     ("defer_kfree_rcu", false, "defer_kfree_rcu"),
     ("deferred_work_entry", false, "deferred_percpu_work_fn"),
     ("deferred_work_exit", true, "deferred_percpu_work_fn"),
+    ("kvfree_call_rcu", false, "kvfree_call_rcu"),
     ("call_rcu", false, "call_rcu"),
+    ("rcu_free_sheaf", false, "rcu_free_sheaf"),
+    ("rcu_free_sheaf_nobarn", false, "rcu_free_sheaf_nobarn"),
+    ("kvfree_rcu_bulk", false, "kvfree_rcu_bulk"),
+    ("kvfree_rcu_list", false, "kvfree_rcu_list"),
 ];
+
+/// The observers that follow objects to their reclaim (skipped with
+/// --no-latency).
+const RECLAIM_OBSERVERS: [&str; 5] =
+    ["kvfree_call_rcu", "rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"];
 
 const LOCKED_HOOK: &str = "slab_attach_kprobe_locked";
 const DEFERRED_WORK: &str = "deferred_percpu_work_fn";
@@ -60,10 +72,7 @@ pub struct Probes {
 /// verifier's log.
 fn refused(name: &str, err: ProgramError) -> anyhow::Error {
     match err {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
+        ProgramError::LoadError { io_error, verifier_log } => {
             let log = verifier_log.to_string();
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -82,9 +91,7 @@ impl Probes {
     /// Loads (and so verifies) every program before anything is attached.
     pub fn load(cfg: &RunConfig) -> Result<Self> {
         if OBJECT.is_empty() {
-            bail!(
-                "this nolock-probe was built without its BPF programs: build it with `cargo xtask build`"
-            );
+            bail!("this nolock-probe was built without its BPF programs: build it with `cargo xtask build`");
         }
         let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
         let mut ebpf = EbpfLoader::new()
@@ -93,16 +100,11 @@ impl Probes {
             .context("cannot load the BPF object (kfuncs of kernel-patches/ not resolved?)")?;
 
         let kprobe: &mut KProbe = program(&mut ebpf, Trigger::LockedKprobe.program())?;
-        kprobe
-            .load()
-            .map_err(|e| refused(Trigger::LockedKprobe.program(), e))?;
+        kprobe.load().map_err(|e| refused(Trigger::LockedKprobe.program(), e))?;
         let perf: &mut PerfEvent = program(&mut ebpf, Trigger::PerfEvent.program())?;
-        perf.load()
-            .map_err(|e| refused(Trigger::PerfEvent.program(), e))?;
+        perf.load().map_err(|e| refused(Trigger::PerfEvent.program(), e))?;
         let fentry: &mut FEntry = program(&mut ebpf, Trigger::FentryDeferredWork.program())?;
-        fentry
-            .load(DEFERRED_WORK, &btf)
-            .map_err(|e| refused(Trigger::FentryDeferredWork.program(), e))?;
+        fentry.load(DEFERRED_WORK, &btf).map_err(|e| refused(Trigger::FentryDeferredWork.program(), e))?;
         for (name, exit, func) in OBSERVERS.iter().copied().chain([(DRAIN.0, false, DRAIN.1)]) {
             if exit {
                 let p: &mut FExit = program(&mut ebpf, name)?;
@@ -112,26 +114,22 @@ impl Probes {
                 p.load(func, &btf).map_err(|e| refused(name, e))?;
             }
         }
-        Ok(Self {
-            ebpf,
-            observer_links: Vec::new(),
-            trigger_links: Vec::new(),
-        })
+        Ok(Self { ebpf, observer_links: Vec::new(), trigger_links: Vec::new() })
     }
 
-    pub fn attach_observers(&mut self) -> Result<()> {
+    /// Attaches the path observers, and the reclaim observers if `latency`.
+    pub fn attach_observers(&mut self, latency: bool) -> Result<()> {
         for (name, exit, func) in OBSERVERS {
+            if !latency && RECLAIM_OBSERVERS.contains(&name) {
+                continue;
+            }
             let link: Box<dyn Any> = if exit {
                 let p: &mut FExit = program(&mut self.ebpf, name)?;
-                let id = p
-                    .attach()
-                    .with_context(|| format!("cannot attach fexit {func}"))?;
+                let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
                 Box::new(p.take_link(id)?)
             } else {
                 let p: &mut FEntry = program(&mut self.ebpf, name)?;
-                let id = p
-                    .attach()
-                    .with_context(|| format!("cannot attach fentry {func}"))?;
+                let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
                 Box::new(p.take_link(id)?)
             };
             self.observer_links.push(link);
@@ -144,14 +142,10 @@ impl Probes {
         let mut points = Vec::new();
 
         let p: &mut KProbe = program(&mut self.ebpf, Trigger::LockedKprobe.program())?;
-        let id = p
-            .attach(LOCKED_HOOK, 0)
-            .with_context(|| format!("cannot attach a kprobe to {LOCKED_HOOK}"))?;
+        let id =
+            p.attach(LOCKED_HOOK, 0).with_context(|| format!("cannot attach a kprobe to {LOCKED_HOOK}"))?;
         self.trigger_links.push(Box::new(p.take_link(id)?));
-        points.push(Attachment {
-            trigger: Trigger::LockedKprobe,
-            point: format!("kprobe:{LOCKED_HOOK}"),
-        });
+        points.push(Attachment { trigger: Trigger::LockedKprobe, point: format!("kprobe:{LOCKED_HOOK}") });
 
         let source = perf_source();
         let config = match source {
@@ -180,9 +174,7 @@ impl Probes {
         });
 
         let p: &mut FEntry = program(&mut self.ebpf, Trigger::FentryDeferredWork.program())?;
-        let id = p
-            .attach()
-            .with_context(|| format!("cannot attach fentry {DEFERRED_WORK}"))?;
+        let id = p.attach().with_context(|| format!("cannot attach fentry {DEFERRED_WORK}"))?;
         self.trigger_links.push(Box::new(p.take_link(id)?));
         points.push(Attachment {
             trigger: Trigger::FentryDeferredWork,
@@ -213,15 +205,58 @@ impl Probes {
 
     /// Per-CPU counters of `trigger`, indexed by CPU id.
     pub fn counters(&self, trigger: Trigger) -> Result<Vec<TriggerCounters>> {
-        let map = self
-            .ebpf
-            .map("COUNTERS")
-            .ok_or_else(|| anyhow!("the BPF object has no COUNTERS map"))?;
+        let map = self.ebpf.map("COUNTERS").ok_or_else(|| anyhow!("the BPF object has no COUNTERS map"))?;
         let array: PerCpuArray<_, TriggerCounters> = PerCpuArray::try_from(map)?;
-        Ok(array
-            .get(&(trigger as u32), 0)
-            .context("cannot read the COUNTERS map")?
-            .to_vec())
+        Ok(array.get(&(trigger as u32), 0).context("cannot read the COUNTERS map")?.to_vec())
+    }
+}
+
+impl Probes {
+    fn per_cpu<T: aya::Pod>(&self, map: &str, index: u32, cpus: &[u32]) -> Result<Vec<T>> {
+        let m = self.ebpf.map(map).ok_or_else(|| anyhow!("the BPF object has no {map} map"))?;
+        let array: PerCpuArray<&MapData, T> = PerCpuArray::try_from(m)?;
+        let values = array.get(&index, 0).with_context(|| format!("cannot read the {map} map"))?;
+        Ok(cpus.iter().filter_map(|&c| values.get(c as usize).copied()).collect())
+    }
+
+    /// The latency maps, per CPU in `cpus`.
+    pub fn latency(&self, cpus: &[u32]) -> Result<latency::Raw> {
+        use probe_common::{Path, Stage, hist};
+        let slots = (Path::COUNT * Stage::COUNT) as u32;
+        let mut raw = latency::Raw {
+            cpus: cpus.to_vec(),
+            hist: vec![Vec::new(); cpus.len()],
+            stats: vec![Vec::new(); cpus.len()],
+            paths: vec![Vec::new(); cpus.len()],
+        };
+        for i in 0..slots * hist::BUCKETS {
+            for (cpu, v) in self.per_cpu::<u64>("HIST", i, cpus)?.into_iter().enumerate() {
+                raw.hist[cpu].push(v);
+            }
+        }
+        for i in 0..slots {
+            for (cpu, v) in self.per_cpu::<LatencyStats>("LATENCY", i, cpus)?.into_iter().enumerate() {
+                raw.stats[cpu].push(v);
+            }
+        }
+        for i in 0..Path::COUNT as u32 {
+            for (cpu, v) in self.per_cpu::<PathCounters>("PATH_COUNTERS", i, cpus)?.into_iter().enumerate() {
+                raw.paths[cpu].push(v);
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Objects still in flight, by trigger tag: after the drain, the lost.
+    pub fn in_flight(&self) -> Result<std::collections::BTreeMap<u32, u64>> {
+        let m = self.ebpf.map("IN_FLIGHT").ok_or_else(|| anyhow!("the BPF object has no IN_FLIGHT map"))?;
+        let map: HashMap<&MapData, u64, InFlight> = HashMap::try_from(m)?;
+        let mut by_tag = std::collections::BTreeMap::new();
+        for entry in map.iter() {
+            let (_, state) = entry.context("cannot read the IN_FLIGHT map")?;
+            *by_tag.entry(state.tag).or_insert(0) += 1;
+        }
+        Ok(by_tag)
     }
 }
 
@@ -229,19 +264,14 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
-    let p = ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("the BPF object has no program `{name}`"))?;
-    p.try_into()
-        .with_context(|| format!("BPF program `{name}` has an unexpected type"))
+    let p = ebpf.program_mut(name).ok_or_else(|| anyhow!("the BPF object has no program `{name}`"))?;
+    p.try_into().with_context(|| format!("BPF program `{name}` has an unexpected type"))
 }
 
 /// Hardware cycles where a PMU exists (their overflow is an NMI), else the
 /// software cpu-clock, as slub_kunit does.
 pub fn perf_source() -> PerfSource {
-    use perf_event_open_sys::bindings::{
-        PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_attr,
-    };
+    use perf_event_open_sys::bindings::{PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_attr};
     let mut attr = perf_event_attr {
         type_: PERF_TYPE_HARDWARE,
         size: size_of::<perf_event_attr>() as u32,

@@ -21,15 +21,16 @@ pub const KFUNCS: [&str; 5] = [
 ];
 
 /// Functions the programs attach to, with what provides them.
-pub const HOOKS: [(&str, &str); 7] = [
-    (
-        "slab_attach_kprobe_locked",
-        "CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING",
-    ),
+pub const HOOKS: [(&str, &str); 11] = [
+    ("slab_attach_kprobe_locked", "CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"),
     ("deferred_percpu_work_fn", "Linux 7.3's mm/slub.c"),
     ("__kfree_rcu_sheaf", "Linux 7.3's mm/slub.c"),
     ("defer_kfree_rcu", "Linux 7.3's mm/slub.c"),
     ("rcu_free_sheaf", "Linux 7.3's mm/slub.c"),
+    ("rcu_free_sheaf_nobarn", "Linux 7.3's mm/slub.c"),
+    ("kvfree_call_rcu", "Linux 7.3's mm/slab_common.c"),
+    ("kvfree_rcu_bulk", "CONFIG_KVFREE_RCU_BATCHED"),
+    ("kvfree_rcu_list", "CONFIG_KVFREE_RCU_BATCHED"),
     ("call_rcu", "tree RCU"),
     ("__x64_sys_getpgid", "an x86-64 kernel"),
 ];
@@ -40,12 +41,21 @@ pub struct SheafLayout {
     pub rcu_head: u32,
     pub size: u32,
     pub objects: u32,
+    pub cache: u32,
+}
+
+/// What the programs need to know about `struct kvfree_rcu_bulk_data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLayout {
+    pub nr_records: u32,
+    pub records: u32,
 }
 
 /// Everything the loader learned from the kernel's BTF.
 #[derive(Debug)]
 pub struct Ready {
     pub sheaf: SheafLayout,
+    pub bulk: BulkLayout,
 }
 
 pub fn require_root() -> Result<()> {
@@ -71,16 +81,9 @@ pub fn check_running_kernel() -> Result<Ready> {
 /// Checks a kernel described by `btf`: the kfuncs, the object layout they
 /// share with probe-common, the hooks and the allocator's internals.
 pub fn check(btf: &KernelBtf) -> Result<Ready> {
-    let missing: Vec<&str> = KFUNCS
-        .iter()
-        .copied()
-        .filter(|f| !btf.has_func(f))
-        .collect();
+    let missing: Vec<&str> = KFUNCS.iter().copied().filter(|f| !btf.has_func(f)).collect();
     if !missing.is_empty() {
-        bail!(
-            "the running kernel lacks the nolock-probe kfuncs ({}): {APPLY_PATCHES}",
-            missing.join(", ")
-        );
+        bail!("the running kernel lacks the nolock-probe kfuncs ({}): {APPLY_PATCHES}", missing.join(", "));
     }
     for (field, offset) in NOLOCK_OBJ_FIELDS {
         let theirs = btf.member_offset("bpf_nolock_obj", field);
@@ -101,21 +104,26 @@ pub fn check(btf: &KernelBtf) -> Result<Ready> {
     if !btf.has_func("register_kprobe") {
         bail!("the running kernel has no kprobes: enable CONFIG_KPROBES, or {APPLY_PATCHES}");
     }
-    let member = |name| {
-        btf.member_offset("slab_sheaf", name).ok_or_else(|| {
+    let member = |strukt, name| {
+        btf.member_offset(strukt, name).ok_or_else(|| {
             anyhow::anyhow!(
-                "the running kernel's struct slab_sheaf has no {name} field, so it is not the \
+                "the running kernel's struct {strukt} has no {name} field, so it is not the \
                  7.3 allocator nolock-probe knows: {APPLY_PATCHES}"
             )
         })
     };
     // `#define rcu_head callback_head` renames the field in BTF.
     let sheaf = SheafLayout {
-        rcu_head: member("callback_head")?,
-        size: member("size")?,
-        objects: member("objects")?,
+        rcu_head: member("slab_sheaf", "callback_head")?,
+        size: member("slab_sheaf", "size")?,
+        objects: member("slab_sheaf", "objects")?,
+        cache: member("slab_sheaf", "cache")?,
     };
-    Ok(Ready { sheaf })
+    let bulk = BulkLayout {
+        nr_records: member("kvfree_rcu_bulk_data", "nr_records")?,
+        records: member("kvfree_rcu_bulk_data", "records")?,
+    };
+    Ok(Ready { sheaf, bulk })
 }
 
 #[cfg(test)]
@@ -151,19 +159,15 @@ mod tests {
         let anon = b.union_anon(&[("callback_head", rcu)]);
         b.struct_(
             "slab_sheaf",
-            &[
-                ("", anon),
-                ("cache", u64t),
-                ("size", u32t),
-                ("node", u32t),
-                ("objects", u64t),
-            ],
+            &[("", anon), ("cache", u64t), ("size", u32t), ("node", u32t), ("objects", u64t)],
         );
-        for f in KFUNCS
-            .iter()
-            .chain(HOOKS.iter().map(|(h, _)| h))
-            .chain(["register_kprobe"].iter())
-        {
+        let list = b.struct_("list_head", &[("next", u64t), ("prev", u64t)]);
+        let gp = b.struct_("rcu_gp_seq", &[("norm", u64t), ("exp", u64t)]);
+        b.struct_(
+            "kvfree_rcu_bulk_data",
+            &[("list", list), ("gp_snap", gp), ("nr_records", u64t), ("records", u64t)],
+        );
+        for f in KFUNCS.iter().chain(HOOKS.iter().map(|(h, _)| h)).chain(["register_kprobe"].iter()) {
             b.func(f);
         }
         b
@@ -172,27 +176,16 @@ mod tests {
     #[test]
     fn a_patched_kernel_is_ready_and_the_sheaf_layout_is_read() {
         let ready = check(&KernelBtf::from_bytes(&patched().build()).unwrap()).unwrap();
-        assert_eq!(
-            ready.sheaf,
-            SheafLayout {
-                rcu_head: 0,
-                size: 24,
-                objects: 32
-            }
-        );
+        assert_eq!(ready.sheaf, SheafLayout { rcu_head: 0, size: 24, objects: 32, cache: 16 });
+        assert_eq!(ready.bulk, BulkLayout { nr_records: 32, records: 40 });
     }
 
     #[test]
     fn a_kernel_without_the_kfuncs_is_refused_with_the_fix() {
         let mut b = patched();
         b.remove_func("bpf_kmalloc_nolock");
-        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("lacks the nolock-probe kfuncs (bpf_kmalloc_nolock)"),
-            "{err}"
-        );
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("lacks the nolock-probe kfuncs (bpf_kmalloc_nolock)"), "{err}");
         assert!(err.contains("apply kernel-patches/"), "{err}");
         assert!(err.contains("cargo xtask vm"), "{err}");
     }
@@ -201,13 +194,8 @@ mod tests {
     fn a_kernel_without_the_locked_slab_hook_names_the_config() {
         let mut b = patched();
         b.remove_func("slab_attach_kprobe_locked");
-        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"),
-            "{err}"
-        );
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"), "{err}");
     }
 
     #[test]
@@ -219,9 +207,7 @@ mod tests {
         for f in KFUNCS {
             b.func(f);
         }
-        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap()).unwrap_err().to_string();
         assert!(err.contains("struct bpf_nolock_obj differs"), "{err}");
     }
 

@@ -1,9 +1,16 @@
 //! The JSON document, its checks and the lines printed on the terminal.
 
+use std::collections::BTreeMap;
+
 use probe_common::{Trigger, TriggerCounters};
 use serde::Serialize;
 
-use crate::kernel::KernelInfo;
+use crate::{
+    kernel::KernelInfo,
+    kmsg::Finding,
+    latency::{self, HistogramLayout, PathReport},
+    slub_stats::CrossCheck,
+};
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -19,8 +26,40 @@ pub struct Report {
     pub triggers: Vec<TriggerReport>,
     /// Sum over all triggers and CPUs.
     pub totals: TriggerCounters,
+    pub latency: Latency,
+    pub in_flight: InFlightReport,
+    pub slub_stats: CrossCheck,
+    pub kernel_log: KernelLogReport,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub histogram: HistogramLayout,
+    /// Per path that occurred: reclaimed and premature counts, and per
+    /// stage (total, queued, grace) the distribution in ns.
+    pub paths: Vec<PathReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InFlightReport {
+    /// Objects handed to kfree_rcu_nolock() and not yet reclaimed, sampled
+    /// once a second.
+    pub per_second: Vec<u64>,
+    pub peak: u64,
+    /// Still not reclaimed after the drain, in total and by trigger.
+    pub lost: u64,
+    pub lost_by_trigger: BTreeMap<String, u64>,
+    /// Objects not followed because the in-flight map was full.
+    pub untracked: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KernelLogReport {
+    /// False when /dev/kmsg could not be read.
+    pub scanned: bool,
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,10 +69,7 @@ pub struct Tool {
 }
 
 impl Tool {
-    pub const THIS: Tool = Tool {
-        name: "nolock-probe",
-        version: env!("CARGO_PKG_VERSION"),
-    };
+    pub const THIS: Tool = Tool { name: "nolock-probe", version: env!("CARGO_PKG_VERSION") };
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +80,9 @@ pub struct Parameters {
     pub gfp_account: bool,
     pub perf_frequency_hz: u64,
     pub load: bool,
+    /// False with --no-latency: no reclaim observers, so no latency,
+    /// premature-free or lost-object checks.
+    pub latency: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,36 +140,21 @@ pub struct Verdict {
 impl TriggerReport {
     /// `per_cpu_values` is indexed by CPU id, as the per-CPU map returns
     /// them; only the CPUs in `cpus` are reported.
-    pub fn new(
-        trigger: Trigger,
-        attach: String,
-        cpus: &[u32],
-        per_cpu_values: &[TriggerCounters],
-    ) -> Self {
+    pub fn new(trigger: Trigger, attach: String, cpus: &[u32], per_cpu_values: &[TriggerCounters]) -> Self {
         let per_cpu: Vec<CpuCounters> = cpus
             .iter()
-            .filter_map(|&cpu| {
-                per_cpu_values
-                    .get(cpu as usize)
-                    .map(|c| CpuCounters { cpu, counters: *c })
-            })
+            .filter_map(|&cpu| per_cpu_values.get(cpu as usize).map(|c| CpuCounters { cpu, counters: *c }))
             .collect();
         let total = sum(per_cpu.iter().map(|c| &c.counters));
-        TriggerReport {
-            name: trigger.name(),
-            attach,
-            per_cpu,
-            total,
-        }
+        TriggerReport { name: trigger.name(), attach, per_cpu, total }
     }
 }
 
 pub fn sum<'a>(it: impl IntoIterator<Item = &'a TriggerCounters>) -> TriggerCounters {
-    it.into_iter()
-        .fold(TriggerCounters::default(), |mut acc, c| {
-            acc.accumulate(c);
-            acc
-        })
+    it.into_iter().fold(TriggerCounters::default(), |mut acc, c| {
+        acc.accumulate(c);
+        acc
+    })
 }
 
 /// Invariants that hold whatever the kernel does, if the kernel keeps its
@@ -174,16 +198,52 @@ pub fn checks(triggers: &[TriggerReport]) -> Vec<Check> {
     out
 }
 
-pub fn verdict(checks: &[Check]) -> Verdict {
-    let reasons: Vec<String> = checks
+/// What the kernel promised: no object given back early, none lost, no
+/// report in the kernel log. A failure here means the kernel is wrong.
+pub fn kernel_checks(
+    totals: &TriggerCounters,
+    in_flight: &InFlightReport,
+    kernel_log: &KernelLogReport,
+    paths: &[PathReport],
+) -> Vec<Check> {
+    let by_path: Vec<String> =
+        paths.iter().filter(|p| p.premature > 0).map(|p| format!("{} {}", p.path, p.premature)).collect();
+    let mut out = vec![
+        Check {
+            name: "premature_free",
+            pass: totals.premature == 0,
+            detail: format!(
+                "{} objects given back before their grace period ended{}",
+                totals.premature,
+                if by_path.is_empty() { String::new() } else { format!(" ({})", by_path.join(", ")) }
+            ),
+        },
+        Check {
+            name: "lost_objects",
+            pass: in_flight.lost == 0,
+            detail: format!(
+                "{} objects handed to kfree_rcu_nolock() were not given back after the drain",
+                in_flight.lost
+            ),
+        },
+    ];
+    out.extend(kernel_log_checks(kernel_log));
+    out
+}
+
+/// One failed check per report in the kernel log.
+pub fn kernel_log_checks(kernel_log: &KernelLogReport) -> Vec<Check> {
+    kernel_log
+        .findings
         .iter()
-        .filter(|c| !c.pass)
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect();
-    Verdict {
-        pass: reasons.is_empty(),
-        reasons,
-    }
+        .map(|f| Check { name: "kernel_log", pass: false, detail: format!("[{}] {}", f.category, f.line) })
+        .collect()
+}
+
+pub fn verdict(checks: &[Check]) -> Verdict {
+    let reasons: Vec<String> =
+        checks.iter().filter(|c| !c.pass).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    Verdict { pass: reasons.is_empty(), reasons }
 }
 
 /// One progress line: totals so far and the rate since the previous line.
@@ -217,11 +277,8 @@ pub fn summary(report: &Report) -> String {
         "trigger", "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
     );
     for t in &report.triggers {
-        let rows = t
-            .per_cpu
-            .iter()
-            .map(|c| (c.cpu.to_string(), &c.counters))
-            .chain([("all".to_string(), &t.total)]);
+        let rows =
+            t.per_cpu.iter().map(|c| (c.cpu.to_string(), &c.counters)).chain([("all".to_string(), &t.total)]);
         for (cpu, c) in rows {
             s.push_str(&format!(
                 "{:<22} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  {}\n",
@@ -237,10 +294,30 @@ pub fn summary(report: &Report) -> String {
             ));
         }
     }
+    for p in &report.latency.paths {
+        s.push_str(&format!("\npath {}: {} reclaimed, {} premature\n", p.path, p.reclaimed, p.premature));
+        if let (Some(q), Some(g)) = (p.stages.get("queued"), p.stages.get("grace")) {
+            let what = if p.path == "fallback" { "deferred work" } else { "sheaf fill" };
+            s.push_str(&format!(
+                "  wait = {what} (p50 {}, p99 {}) + grace period (p50 {}, p99 {})\n",
+                latency::human_ns(q.all.p50_ns),
+                latency::human_ns(q.all.p99_ns),
+                latency::human_ns(g.all.p50_ns),
+                latency::human_ns(g.all.p99_ns)
+            ));
+        }
+        if let Some(t) = p.stages.get("total") {
+            s.push_str(&latency::render(&format!("{}_total", p.path), t));
+        }
+    }
     s.push_str(&format!(
-        "verdict: {}\n",
-        if report.verdict.pass { "pass" } else { "FAIL" }
+        "\nin flight: peak {}, lost after drain {}, untracked {}\n",
+        report.in_flight.peak, report.in_flight.lost, report.in_flight.untracked
     ));
+    if report.slub_stats.available {
+        s.push_str(&format!("SLUB_STATS: {}\n", report.slub_stats.explanation));
+    }
+    s.push_str(&format!("verdict: {}\n", if report.verdict.pass { "pass" } else { "FAIL" }));
     for r in &report.verdict.reasons {
         s.push_str(&format!("  {r}\n"));
     }
@@ -298,11 +375,7 @@ mod tests {
         c.calls = 11;
         c.alloc_ctx = [1, 0, 8, 0];
         let t = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[c]);
-        let failed: Vec<&str> = checks(&[t])
-            .into_iter()
-            .filter(|c| !c.pass)
-            .map(|c| c.name)
-            .collect();
+        let failed: Vec<&str> = checks(&[t]).into_iter().filter(|c| !c.pass).map(|c| c.name).collect();
         assert_eq!(failed, ["calls_accounted", "contexts_add_up"]);
     }
 
@@ -340,13 +413,7 @@ mod tests {
 
     #[test]
     fn progress_line_shows_rate_and_paths() {
-        let line = progress_line(
-            3,
-            20,
-            &counters(300, 200, 100),
-            &counters(200, 150, 50),
-            Some(1234.4),
-        );
+        let line = progress_line(3, 20, &counters(300, 200, 100), &counters(200, 150, 50), Some(1234.4));
         assert_eq!(
             line,
             "[   3/20s] calls 300 (+100/s) alloc-fail 0 | sheaf 200 fallback 100 | full sheaves 0 deferred 0 | load 1234 ops/s"

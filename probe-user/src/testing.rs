@@ -8,15 +8,8 @@ const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 
 enum Ty {
-    Int {
-        name: String,
-        size: u32,
-    },
-    Composite {
-        kind: u32,
-        name: String,
-        members: Vec<(String, u32)>,
-    },
+    Int { name: String, size: u32 },
+    Composite { kind: u32, name: String, members: Vec<(String, u32)> },
 }
 
 #[derive(Default)]
@@ -40,11 +33,7 @@ impl BtfBuilder {
             Ty::Int { size, .. } => *size,
             Ty::Composite { kind, members, .. } => {
                 let sizes = members.iter().map(|(_, t)| self.size_of(*t));
-                if *kind == KIND_UNION {
-                    sizes.max().unwrap_or(0)
-                } else {
-                    self.layout(members).1
-                }
+                if *kind == KIND_UNION { sizes.max().unwrap_or(0) } else { self.layout(members).1 }
             }
         }
     }
@@ -65,28 +54,17 @@ impl BtfBuilder {
     }
 
     pub fn int(&mut self, name: &str, size: u32) -> u32 {
-        self.push(Ty::Int {
-            name: name.into(),
-            size,
-        })
+        self.push(Ty::Int { name: name.into(), size })
     }
 
     pub fn struct_(&mut self, name: &str, members: &[(&str, u32)]) -> u32 {
         let members = members.iter().map(|(n, t)| (n.to_string(), *t)).collect();
-        self.push(Ty::Composite {
-            kind: KIND_STRUCT,
-            name: name.into(),
-            members,
-        })
+        self.push(Ty::Composite { kind: KIND_STRUCT, name: name.into(), members })
     }
 
     pub fn union_anon(&mut self, members: &[(&str, u32)]) -> u32 {
         let members = members.iter().map(|(n, t)| (n.to_string(), *t)).collect();
-        self.push(Ty::Composite {
-            kind: KIND_UNION,
-            name: String::new(),
-            members,
-        })
+        self.push(Ty::Composite { kind: KIND_UNION, name: String::new(), members })
     }
 
     pub fn func(&mut self, name: &str) {
@@ -114,18 +92,10 @@ impl BtfBuilder {
                 Ty::Int { name, size } => {
                     types.extend([str_off(name), KIND_INT << 24, *size, size * 8]);
                 }
-                Ty::Composite {
-                    kind,
-                    name,
-                    members,
-                } => {
+                Ty::Composite { kind, name, members } => {
                     let (offsets, size) = self.layout(members);
                     let size = if *kind == KIND_UNION {
-                        members
-                            .iter()
-                            .map(|(_, t)| self.size_of(*t))
-                            .max()
-                            .unwrap_or(0)
+                        members.iter().map(|(_, t)| self.size_of(*t)).max().unwrap_or(0)
                     } else {
                         size
                     };

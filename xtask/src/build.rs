@@ -52,11 +52,5 @@ pub fn build_all(root: &Root, cache: &Path) -> Result<Artifacts> {
             ],
         )
     })?;
-    Ok(Artifacts {
-        loader: cache
-            .join("target")
-            .join(HOST_TARGET)
-            .join("release/nolock-probe"),
-        bpf_object,
-    })
+    Ok(Artifacts { loader: cache.join("target").join(HOST_TARGET).join("release/nolock-probe"), bpf_object })
 }

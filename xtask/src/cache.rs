@@ -18,18 +18,15 @@ pub fn dir(flag: Option<&Path>) -> Result<PathBuf> {
             Some(d) => PathBuf::from(d),
             None => match env::var_os("XDG_CACHE_HOME") {
                 Some(d) => PathBuf::from(d).join("nolock-probe"),
-                None => {
-                    PathBuf::from(env::var_os("HOME").context("HOME is not set: pass --cache-dir")?)
-                        .join(".cache/nolock-probe")
-                }
+                None => PathBuf::from(env::var_os("HOME").context("HOME is not set: pass --cache-dir")?)
+                    .join(".cache/nolock-probe"),
             },
         },
     };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
     // Absolute, because the same path is bind-mounted into the toolchain root.
-    dir.canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))
+    dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
 /// A short hex key over named inputs; the names keep `("a", "bc")` and
@@ -52,22 +49,13 @@ impl Key {
     }
 
     pub fn add_file(self, path: &Path) -> Result<Self> {
-        let data =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(self.add(&name, data))
     }
 
     pub fn finish(self) -> String {
-        self.0
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.0.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -8,10 +8,7 @@ pub const TRIGGERS: [&str; 3] = ["locked_kprobe", "perf_event", "fentry_deferred
 pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
     let mut problems = Vec::new();
     if report["verdict"]["pass"] != Value::Bool(true) {
-        problems.push(format!(
-            "the verdict is not pass: {}",
-            report["verdict"]["reasons"]
-        ));
+        problems.push(format!("the verdict is not pass: {}", report["verdict"]["reasons"]));
     }
     let triggers = report["triggers"].as_array().cloned().unwrap_or_default();
     for name in TRIGGERS {
@@ -48,6 +45,58 @@ pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
     problems
 }
 
+/// Every problem with the verification part of a healthy run: latency for
+/// the paths that occurred, nothing early, nothing lost, the kernel's own
+/// counters read.
+pub fn verification_problems(report: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    if n(&report["totals"]["premature"]) != 0 {
+        problems.push(format!("{} premature frees on a healthy kernel", report["totals"]["premature"]));
+    }
+    if n(&report["in_flight"]["lost"]) != 0 {
+        problems.push(format!("{} objects lost on a healthy kernel", report["in_flight"]["lost"]));
+    }
+    let paths = report["latency"]["paths"].as_array().cloned().unwrap_or_default();
+    for want in ["sheaf_immediate", "sheaf_deferred", "fallback"] {
+        match paths.iter().find(|p| p["path"] == want) {
+            None => problems.push(format!("no latency for path {want}")),
+            Some(p) => {
+                for stage in ["total", "queued", "grace"] {
+                    if n(&p["stages"][stage]["count"]) == 0 {
+                        problems.push(format!("path {want} has no {stage} samples"));
+                    }
+                }
+            }
+        }
+    }
+    let reclaimed: u64 = paths.iter().map(|p| n(&p["reclaimed"])).sum();
+    if reclaimed == 0 {
+        problems.push("no object was seen reclaimed".into());
+    }
+    if report["slub_stats"]["available"] != Value::Bool(true) {
+        problems.push("the SLUB_STATS cross-check is missing".into());
+    }
+    problems
+}
+
+/// What a fault kernel's run must show: a failed verdict with a reason
+/// that starts with `reason`.
+pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["verdict"]["pass"] != Value::Bool(false) {
+        problems.push("the verdict is not fail".into());
+    }
+    let reasons: Vec<&str> = report["verdict"]["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !reasons.iter().any(|r| r.starts_with(reason)) {
+        problems.push(format!("no reason starts with `{reason}`: {reasons:?}"));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +121,48 @@ mod tests {
         })
     }
 
+    fn verified() -> Value {
+        let stages = json!({"total": {"count": 3}, "queued": {"count": 3}, "grace": {"count": 3}});
+        json!({
+            "totals": {"premature": 0},
+            "in_flight": {"lost": 0},
+            "slub_stats": {"available": true},
+            "latency": {"paths": [
+                {"path": "sheaf_immediate", "reclaimed": 3, "stages": stages},
+                {"path": "sheaf_deferred", "reclaimed": 3, "stages": stages},
+                {"path": "fallback", "reclaimed": 3, "stages": stages},
+            ]},
+        })
+    }
+
+    #[test]
+    fn verification_requirements_fire() {
+        assert_eq!(verification_problems(&verified()), Vec::<String>::new());
+        let mut r = verified();
+        r["totals"]["premature"] = json!(2);
+        r["in_flight"]["lost"] = json!(5);
+        r["latency"]["paths"].as_array_mut().unwrap().remove(2);
+        r["latency"]["paths"][0]["stages"]["grace"]["count"] = json!(0);
+        assert_eq!(
+            verification_problems(&r),
+            [
+                "2 premature frees on a healthy kernel",
+                "5 objects lost on a healthy kernel",
+                "no latency for path fallback",
+                "path sheaf_immediate has no grace samples",
+            ]
+        );
+    }
+
+    #[test]
+    fn fault_runs_need_the_right_reason() {
+        let r = json!({"verdict": {"pass": false, "reasons": ["lost_objects: 12 objects ..."]}});
+        assert!(fault_problems(&r, "lost_objects:").is_empty());
+        assert_eq!(fault_problems(&r, "premature_free:").len(), 1);
+        let ok = json!({"verdict": {"pass": true, "reasons": []}});
+        assert_eq!(fault_problems(&ok, "lost_objects:").len(), 2);
+    }
+
     #[test]
     fn a_good_run_passes() {
         assert_eq!(foundation_problems(&good(), 2), Vec::<String>::new());
@@ -81,10 +172,7 @@ mod tests {
     fn each_requirement_fires() {
         let mut r = good();
         r["triggers"][1]["per_cpu"][1]["calls"] = json!(0);
-        assert_eq!(
-            foundation_problems(&r, 2),
-            ["trigger perf_event made no calls on CPU 1"]
-        );
+        assert_eq!(foundation_problems(&r, 2), ["trigger perf_event made no calls on CPU 1"]);
 
         let mut r = good();
         r["triggers"][0] = trigger("locked_kprobe", [5, 5], 10, 0);

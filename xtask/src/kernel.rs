@@ -62,20 +62,14 @@ impl Kernels<'_> {
         let mut patches: Vec<PathBuf> = fs::read_dir(self.patches_dir())?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "patch"))
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("0000-"))
-            })
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("0000-")))
             .collect();
         patches.sort();
         Ok(patches)
     }
 
     fn fault_patch(&self, name: &str) -> Result<PathBuf> {
-        let p = self
-            .patches_dir()
-            .join("faults")
-            .join(format!("{name}.patch"));
+        let p = self.patches_dir().join("faults").join(format!("{name}.patch"));
         if !p.exists() {
             bail!("there is no fault patch {name}: see kernel-patches/faults/");
         }
@@ -90,19 +84,14 @@ impl Kernels<'_> {
         }
         // Every flavor builds on the debug configuration.
         let base = dir.join("debug.config");
-        Ok(if flavor == "debug" {
-            vec![own]
-        } else {
-            vec![base, own]
-        })
+        Ok(if flavor == "debug" { vec![own] } else { vec![base, own] })
     }
 
     /// Builds the kernel unless an identical one is cached.
     pub fn build(&self, spec: &Spec) -> Result<Image> {
         let source = match &spec.source {
             Some(dir) => SourceRef::Tree(
-                dir.canonicalize()
-                    .with_context(|| format!("no kernel tree at {}", dir.display()))?,
+                dir.canonicalize().with_context(|| format!("no kernel tree at {}", dir.display()))?,
             ),
             None => SourceRef::Deb(self.debian_source()?),
         };
@@ -120,20 +109,10 @@ impl Kernels<'_> {
             label.push('+');
             label.push_str(f);
         }
-        let dir = self
-            .cache
-            .join("kernel/images")
-            .join(format!("{label}-{}", key.finish()));
-        let image = Image {
-            bzimage: dir.join("bzImage"),
-            modules: dir.join("modules"),
-            dir: dir.clone(),
-        };
+        let dir = self.cache.join("kernel/images").join(format!("{label}-{}", key.finish()));
+        let image = Image { bzimage: dir.join("bzImage"), modules: dir.join("modules"), dir: dir.clone() };
         if image.bzimage.exists() {
-            cached(
-                &format!("kernel {label}"),
-                &image.bzimage.display().to_string(),
-            );
+            cached(&format!("kernel {label}"), &image.bzimage.display().to_string());
             return Ok(image);
         }
 
@@ -143,28 +122,16 @@ impl Kernels<'_> {
             SourceRef::Tree(p) => format!(
                 "tree-{}-{}",
                 spec.flavor,
-                Key::new()
-                    .add("path", p.to_string_lossy().as_bytes())
-                    .finish()
+                Key::new().add("path", p.to_string_lossy().as_bytes()).finish()
             ),
         };
         let tree = self.cache.join("kernel").join(&tree_name);
-        let build = self
-            .cache
-            .join("kernel")
-            .join(tree_name.replacen("tree-", "build-", 1));
+        let build = self.cache.join("kernel").join(tree_name.replacen("tree-", "build-", 1));
         self.prepare_tree(&source, &tree)?;
+        step(&format!("kernel {label}: apply {} patches", patches.len()), || self.apply(&tree, &patches))?;
+        step(&format!("kernel {label}: configure"), || self.configure(&tree, &build, &fragments))?;
         step(
-            &format!("kernel {label}: apply {} patches", patches.len()),
-            || self.apply(&tree, &patches),
-        )?;
-        step(&format!("kernel {label}: configure"), || {
-            self.configure(&tree, &build, &fragments)
-        })?;
-        step(
-            &format!(
-                "kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"
-            ),
+            &format!("kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"),
             || self.make(&tree, &build, &label),
         )?;
         step(&format!("kernel {label}: install"), || {
@@ -194,24 +161,26 @@ impl Kernels<'_> {
         let debs = self.cache.join("kernel/debs");
         fs::create_dir_all(&debs)?;
         let find = || -> Result<Option<PathBuf>> {
-            Ok(fs::read_dir(&debs)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("linux-source-7.3_"))
-                        && p.extension().is_some_and(|e| e == "deb")
-                }))
+            Ok(fs::read_dir(&debs)?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("linux-source-7.3_"))
+                    && p.extension().is_some_and(|e| e == "deb")
+            }))
         };
         if let Some(deb) = find()? {
             return Ok(deb);
         }
-        step(
-            "kernel: download Debian's linux-source-7.3 (167 MB)",
-            || {
-                self.root.run(&format!("cd '{}' && apt-get download -q linux-source-7.3 2>&1 | grep -v unsandboxed", debs.display()), &[])
-            },
-        )?;
-        find()?.context("apt-get download linux-source-7.3 left no package behind: is trixie-backports reachable?")
+        step("kernel: download Debian's linux-source-7.3 (167 MB)", || {
+            self.root.run(
+                &format!(
+                    "cd '{}' && apt-get download -q linux-source-7.3 2>&1 | grep -v unsandboxed",
+                    debs.display()
+                ),
+                &[],
+            )
+        })?;
+        find()?.context(
+            "apt-get download linux-source-7.3 left no package behind: is trixie-backports reachable?",
+        )
     }
 
     /// Makes `tree` a git repository of the pristine source, tagged `base`,
@@ -219,50 +188,43 @@ impl Kernels<'_> {
     fn prepare_tree(&self, source: &SourceRef, tree: &Path) -> Result<()> {
         let stamp = tree.with_extension("source");
         let identity = source.identity()?;
-        if fs::read_to_string(&stamp).ok().as_deref() == Some(identity.as_str())
-            && tree.join(".git").exists()
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(identity.as_str()) && tree.join(".git").exists()
         {
             return Ok(());
         }
-        step(
-            "kernel: unpack the source into a git tree (about 1 min)",
-            || {
-                if tree.exists() {
-                    fs::remove_dir_all(tree)?;
-                }
-                fs::create_dir_all(tree)?;
-                let t = tree.display();
-                let unpack = match source {
-                    SourceRef::Deb(deb) => format!(
-                        "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -xJ -C '{t}' --strip-components=1",
-                        deb.display()
-                    ),
-                    SourceRef::Tree(dir) => format!(
-                        "rsync -a --exclude .git --exclude '*.o' --exclude '*.cmd' '{}/' '{t}/'",
-                        dir.display()
-                    ),
-                };
-                self.root.run(
+        step("kernel: unpack the source into a git tree (about 1 min)", || {
+            if tree.exists() {
+                fs::remove_dir_all(tree)?;
+            }
+            fs::create_dir_all(tree)?;
+            let t = tree.display();
+            let unpack = match source {
+                SourceRef::Deb(deb) => format!(
+                    "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -xJ -C '{t}' --strip-components=1",
+                    deb.display()
+                ),
+                SourceRef::Tree(dir) => format!(
+                    "rsync -a --exclude .git --exclude '*.o' --exclude '*.cmd' '{}/' '{t}/'",
+                    dir.display()
+                ),
+            };
+            self.root.run(
                 &format!(
                     "{unpack} && cd '{t}' && git init -q && git add -f -A && \
                      git -c user.name=nolock-probe -c user.email=nolock-probe@localhost commit -q -m source && git tag base"
                 ),
                 &[],
             )?;
-                fs::write(&stamp, &identity)?;
-                Ok(())
-            },
-        )
+            fs::write(&stamp, &identity)?;
+            Ok(())
+        })
     }
 
     /// Resets the tree to the pristine source and applies `patches`. Only
     /// the files the previous and the new patches touch change on disk, so
     /// make rebuilds only those.
     fn apply(&self, tree: &Path, patches: &[PathBuf]) -> Result<()> {
-        let list: Vec<String> = patches
-            .iter()
-            .map(|p| format!("'{}'", p.display()))
-            .collect();
+        let list: Vec<String> = patches.iter().map(|p| format!("'{}'", p.display())).collect();
         self.root
             .run(
                 &format!(
@@ -279,10 +241,7 @@ impl Kernels<'_> {
 
     fn configure(&self, tree: &Path, build: &Path, fragments: &[PathBuf]) -> Result<()> {
         fs::create_dir_all(build)?;
-        let frags: Vec<String> = fragments
-            .iter()
-            .map(|p| format!("'{}'", p.display()))
-            .collect();
+        let frags: Vec<String> = fragments.iter().map(|p| format!("'{}'", p.display())).collect();
         self.root.run(
             &format!(
                 "cd '{t}' && make -s O='{b}' tinyconfig && \
@@ -351,10 +310,7 @@ impl Kernels<'_> {
             for l in tail.into_iter().rev() {
                 eprintln!("  {l}");
             }
-            bail!(
-                "the kernel build failed; the whole log is {}",
-                log_path.display()
-            );
+            bail!("the kernel build failed; the whole log is {}", log_path.display());
         }
         let warnings: Vec<&String> = log.iter().filter(|l| l.contains("warning:")).collect();
         if !warnings.is_empty() {
@@ -379,9 +335,7 @@ impl SourceRef {
         Ok(match self {
             SourceRef::Deb(deb) => format!(
                 "deb:{}",
-                deb.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+                deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             ),
             SourceRef::Tree(dir) => {
                 let head = std::process::Command::new("git")
@@ -417,17 +371,13 @@ pub fn unmet_options(fragment: &str, config: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in fragment.lines() {
         let line = line.trim();
-        let (key, want) =
-            if let Some((k, v)) = line.split_once('=').filter(|_| line.starts_with("CONFIG_")) {
-                (k, v.to_string())
-            } else if let Some(k) = line
-                .strip_prefix("# ")
-                .and_then(|r| r.strip_suffix(" is not set"))
-            {
-                (k, "n".to_string())
-            } else {
-                continue;
-            };
+        let (key, want) = if let Some((k, v)) = line.split_once('=').filter(|_| line.starts_with("CONFIG_")) {
+            (k, v.to_string())
+        } else if let Some(k) = line.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+            (k, "n".to_string())
+        } else {
+            continue;
+        };
         let have = value(key);
         if have != want {
             out.push(format!("{key}={want} (got {have})"));
@@ -444,10 +394,7 @@ mod tests {
     fn unmet_options_are_named() {
         let frag = "# comment\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=250\n";
         let config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_D=250\n";
-        assert_eq!(
-            unmet_options(frag, config),
-            ["CONFIG_B=m (got n)", "CONFIG_C=n (got y)"]
-        );
+        assert_eq!(unmet_options(frag, config), ["CONFIG_B=m (got n)", "CONFIG_C=n (got y)"]);
     }
 
     #[test]
@@ -457,14 +404,9 @@ mod tests {
         // Against itself as a config, a fragment has nothing unmet.
         let as_config: String = debug
             .lines()
-            .map(|l| {
-                match l
-                    .strip_prefix("# ")
-                    .and_then(|r| r.strip_suffix(" is not set"))
-                {
-                    Some(k) => format!("{k}=n\n"),
-                    None => format!("{l}\n"),
-                }
+            .map(|l| match l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+                Some(k) => format!("{k}=n\n"),
+                None => format!("{l}\n"),
             })
             .collect();
         assert!(unmet_options(&debug, &as_config).is_empty());

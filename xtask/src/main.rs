@@ -2,7 +2,6 @@
 
 mod build;
 mod cache;
-mod console;
 mod e2e;
 mod kernel;
 mod root;
@@ -59,6 +58,10 @@ struct KernelArgs {
     /// A Linux 7.3 git tree to build instead of Debian's linux-source-7.3.
     #[arg(long)]
     source: Option<PathBuf>,
+    /// Also apply kernel-patches/faults/<NAME>.patch (test kernels that
+    /// break kfree_rcu_nolock() on purpose).
+    #[arg(long = "fault")]
+    faults: Vec<String>,
 }
 
 #[derive(Args)]
@@ -81,6 +84,8 @@ pub struct Ctx {
     pub cache: PathBuf,
     pub workspace: PathBuf,
     pub root: Root,
+    /// Built once per xtask run: tests that need the loader share it.
+    built: std::cell::OnceCell<build::Artifacts>,
 }
 
 impl Ctx {
@@ -91,11 +96,7 @@ impl Ctx {
             .to_path_buf();
         let cache = cache::dir(cache_flag)?;
         let root = Root::locate(&cache, &workspace);
-        Ok(Ctx {
-            cache,
-            workspace,
-            root,
-        })
+        Ok(Ctx { cache, workspace, root, built: std::cell::OnceCell::new() })
     }
 
     pub fn ensure_root(&self) -> Result<()> {
@@ -103,30 +104,21 @@ impl Ctx {
     }
 
     pub fn kernels(&self) -> Kernels<'_> {
-        Kernels {
-            root: &self.root,
-            cache: self.cache.clone(),
-            workspace: self.workspace.clone(),
+        Kernels { root: &self.root, cache: self.cache.clone(), workspace: self.workspace.clone() }
+    }
+
+    pub fn kernel(&self, flavor: &str, faults: &[String], source: Option<PathBuf>) -> Result<kernel::Image> {
+        self.ensure_root()?;
+        self.kernels().build(&kernel::Spec { flavor: flavor.into(), faults: faults.to_vec(), source })
+    }
+
+    pub fn build(&self) -> Result<&build::Artifacts> {
+        if let Some(a) = self.built.get() {
+            return Ok(a);
         }
-    }
-
-    pub fn kernel(
-        &self,
-        flavor: &str,
-        faults: &[String],
-        source: Option<PathBuf>,
-    ) -> Result<kernel::Image> {
         self.ensure_root()?;
-        self.kernels().build(&kernel::Spec {
-            flavor: flavor.into(),
-            faults: faults.to_vec(),
-            source,
-        })
-    }
-
-    pub fn build(&self) -> Result<build::Artifacts> {
-        self.ensure_root()?;
-        build::build_all(&self.root, &self.cache)
+        let artifacts = build::build_all(&self.root, &self.cache)?;
+        Ok(self.built.get_or_init(|| artifacts))
     }
 
     /// Builds what is missing and runs nolock-probe with `args` in the VM.
@@ -141,31 +133,26 @@ impl Ctx {
         let duration = duration_of(&args);
         // TCG boots in seconds; the drain and a slow guest need some slack.
         let timeout = Duration::from_secs(duration + 240);
-        step(
-            &format!("vm: boot and run `nolock-probe {}`", args.join(" ")),
-            || {
-                vm::VmRun {
-                    root: &self.root,
-                    cache: &self.cache,
-                    kernel: image,
-                    loader: &artifacts.loader,
-                    args: args.clone(),
-                    smp,
-                    json_out: out.clone(),
-                    timeout,
-                }
-                .run()
-            },
-        )
+        step(&format!("vm: boot and run `nolock-probe {}`", args.join(" ")), || {
+            vm::VmRun {
+                root: &self.root,
+                cache: &self.cache,
+                kernel: image,
+                loader: &artifacts.loader,
+                args: args.clone(),
+                smp,
+                json_out: out.clone(),
+                timeout,
+                allow: vm::allow_list(),
+            }
+            .run()
+        })
     }
 }
 
 /// The `--duration` in nolock-probe's arguments (its default, 20, if none).
 fn duration_of(args: &[String]) -> u64 {
-    args.windows(2)
-        .find(|w| w[0] == "--duration")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(20)
+    args.windows(2).find(|w| w[0] == "--duration").and_then(|w| w[1].parse().ok()).unwrap_or(20)
 }
 
 fn utc_stamp() -> String {
@@ -196,7 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", ctx.root.path.display());
         }
         Cmd::Kernel(k) => {
-            let image = ctx.kernel(&k.flavor, &[], k.source)?;
+            let image = ctx.kernel(&k.flavor, &k.faults, k.source)?;
             println!("{}", image.bzimage.display());
         }
         Cmd::BuildEbpf => {
@@ -209,15 +196,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tests::checkpatch(&ctx)?;
         }
         Cmd::Vm(v) => {
-            let image = ctx.kernel(&v.kernel.flavor, &[], v.kernel.source)?;
-            let args = if v.args.is_empty() {
-                vec!["run".into(), "--duration".into(), "20".into()]
-            } else {
-                v.args
-            };
+            let image = ctx.kernel(&v.kernel.flavor, &v.kernel.faults, v.kernel.source)?;
+            let args =
+                if v.args.is_empty() { vec!["run".into(), "--duration".into(), "20".into()] } else { v.args };
             let out = v.out.unwrap_or_else(|| {
+                let faults: String = v.kernel.faults.iter().map(|f| format!("+{f}")).collect();
                 ctx.workspace.join("results").join(format!(
-                    "vm-{}-{}.json",
+                    "vm-{}{faults}-{}.json",
                     v.kernel.flavor,
                     utc_stamp()
                 ))

@@ -48,27 +48,22 @@ pub fn debian_mirror() -> Result<String> {
         let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
-            if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("list" | "sources")
-            ) {
+            if matches!(p.extension().and_then(|e| e.to_str()), Some("list" | "sources")) {
                 if let Ok(t) = fs::read_to_string(&p) {
                     texts.push(t);
                 }
             }
         }
     }
-    texts
-        .iter()
-        .find_map(|t| mirror_in(t))
-        .context("no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d: add one for apt first")
+    texts.iter().find_map(|t| mirror_in(t)).context(
+        "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d: add one for apt first",
+    )
 }
 
 /// The first `debian` archive URI (not the security archive) in one apt
 /// sources file, in either the one-line or the deb822 format.
 pub fn mirror_in(text: &str) -> Option<String> {
-    let is_archive =
-        |uri: &str| uri.trim_end_matches('/').ends_with("/debian") && uri.starts_with("http");
+    let is_archive = |uri: &str| uri.trim_end_matches('/').ends_with("/debian") && uri.starts_with("http");
     for line in text.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("deb ") {
@@ -119,54 +114,48 @@ impl Root {
         require_host_root("cargo xtask setup")?;
         fs::create_dir_all(self.path.parent().unwrap_or(Path::new("/")))?;
         if !self.stamp("debootstrap").exists() {
-            step(
-                "toolchain root: debootstrap Debian sid (about 1 min)",
-                || {
-                    ensure_debootstrap()?;
-                    let mirror = debian_mirror()?;
-                    if self.path.exists() {
-                        // A half-made root from an interrupted run: start over.
-                        fs::remove_dir_all(&self.path)
-                            .with_context(|| format!("cannot remove {}", self.path.display()))?;
+            step("toolchain root: debootstrap Debian sid (about 1 min)", || {
+                ensure_debootstrap()?;
+                let mirror = debian_mirror()?;
+                if self.path.exists() {
+                    // A half-made root from an interrupted run: start over.
+                    fs::remove_dir_all(&self.path)
+                        .with_context(|| format!("cannot remove {}", self.path.display()))?;
+                }
+                run(
+                    Command::new("debootstrap")
+                        .args(["--variant=minbase", SUITE])
+                        .arg(&self.path)
+                        .arg(&mirror),
+                    "debootstrap",
+                )?;
+                // The root must trust what the host trusts (a proxy's CA) and
+                // resolve names like the host.
+                let ca = self.path.join("usr/local/share/ca-certificates");
+                fs::create_dir_all(&ca)?;
+                if let Ok(dir) = fs::read_dir("/usr/local/share/ca-certificates") {
+                    for e in dir.flatten() {
+                        fs::copy(e.path(), ca.join(e.file_name()))?;
                     }
-                    run(
-                        Command::new("debootstrap")
-                            .args(["--variant=minbase", SUITE])
-                            .arg(&self.path)
-                            .arg(&mirror),
-                        "debootstrap",
-                    )?;
-                    // The root must trust what the host trusts (a proxy's CA) and
-                    // resolve names like the host.
-                    let ca = self.path.join("usr/local/share/ca-certificates");
-                    fs::create_dir_all(&ca)?;
-                    if let Ok(dir) = fs::read_dir("/usr/local/share/ca-certificates") {
-                        for e in dir.flatten() {
-                            fs::copy(e.path(), ca.join(e.file_name()))?;
-                        }
-                    }
-                    fs::copy("/etc/resolv.conf", self.path.join("etc/resolv.conf"))
-                        .context("cannot copy /etc/resolv.conf")?;
-                    fs::write(self.stamp("debootstrap"), "")?;
-                    Ok(())
-                },
-            )?;
+                }
+                fs::copy("/etc/resolv.conf", self.path.join("etc/resolv.conf"))
+                    .context("cannot copy /etc/resolv.conf")?;
+                fs::write(self.stamp("debootstrap"), "")?;
+                Ok(())
+            })?;
         }
         if !self.stamp("packages").exists() {
-            step(
-                "toolchain root: Rust 1.98, LLVM 22, kernel and VM packages (about 3 min)",
-                || {
-                    let mirror = debian_mirror()?;
-                    fs::write(self.path.join("tmp/root-packages.sh"), PACKAGES_SCRIPT)?;
-                    self.run(&format!("sh /tmp/root-packages.sh '{mirror}'"), &[])?;
-                    fs::write(self.stamp("packages"), "")?;
-                    Ok(())
-                },
-            )?;
+            step("toolchain root: Rust 1.98, LLVM 22, kernel and VM packages (about 3 min)", || {
+                let mirror = debian_mirror()?;
+                fs::write(self.path.join("tmp/root-packages.sh"), PACKAGES_SCRIPT)?;
+                self.run_logged(&format!("sh /tmp/root-packages.sh '{mirror}'"), "packages")?;
+                fs::write(self.stamp("packages"), "")?;
+                Ok(())
+            })?;
         }
         step("toolchain root: static bpf-linker (about 1-5 min)", || {
             fs::write(self.path.join("tmp/bpf-linker.sh"), BPF_LINKER_SCRIPT)?;
-            self.run(&format!("sh /tmp/bpf-linker.sh {BPF_LINKER_VERSION}"), &[])?;
+            self.run_logged(&format!("sh /tmp/bpf-linker.sh {BPF_LINKER_VERSION}"), "bpf-linker")?;
             fs::write(self.stamp("bpf-linker"), "")?;
             Ok(())
         })
@@ -175,16 +164,34 @@ impl Root {
     /// Runs `script` with sh inside the root, in the current directory, with
     /// the cache and the checkout mounted at their own paths. The mounts live
     /// in a private mount namespace and vanish when the command ends.
-    pub fn run(&self, script: &str, env: &[(&str, String)]) -> Result<()> {
+    /// Like [`Root::run`], with the output in `<toolchain>/<name>.log`
+    /// instead of the terminal; its tail is shown if the step fails.
+    fn run_logged(&self, script: &str, name: &str) -> Result<()> {
+        let log_path = self.path.with_file_name(format!("{name}.log"));
+        let log = fs::File::create(&log_path)?;
         let status = self
-            .command(script, env)?
+            .command(script, &[])?
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .status()
             .context("cannot start unshare")?;
         if !status.success() {
+            let text = fs::read_to_string(&log_path).unwrap_or_default();
+            for l in text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev() {
+                eprintln!("  {l}");
+            }
             bail!(
-                "`{}` failed in the toolchain root ({status})",
-                script.lines().next().unwrap_or(script)
+                "`{script}` failed in the toolchain root ({status}); the whole log is {}",
+                log_path.display()
             );
+        }
+        Ok(())
+    }
+
+    pub fn run(&self, script: &str, env: &[(&str, String)]) -> Result<()> {
+        let status = self.command(script, env)?.status().context("cannot start unshare")?;
+        if !status.success() {
+            bail!("`{}` failed in the toolchain root ({status})", script.lines().next().unwrap_or(script));
         }
         Ok(())
     }
@@ -201,33 +208,19 @@ impl Root {
              exec chroot \"$r\" /bin/sh -c \"$4\""
         );
         let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &mounts,
-            "sh",
-        ])
-        .arg(&self.path)
-        .arg(&self.cache)
-        .arg(&self.workspace)
-        .arg(inner)
-        .env_clear()
-        .env("NP_CWD", cwd)
-        .env("HOME", "/root")
-        .env(
-            "PATH",
-            "/opt/bpf-linker/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        )
-        .env("CARGO_HOME", self.cache.join("cargo-home"))
-        .env("CARGO_TARGET_DIR", self.cache.join("target"))
-        .env("LANG", "C.UTF-8")
-        .env(
-            "TERM",
-            std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
-        );
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &mounts, "sh"])
+            .arg(&self.path)
+            .arg(&self.cache)
+            .arg(&self.workspace)
+            .arg(inner)
+            .env_clear()
+            .env("NP_CWD", cwd)
+            .env("HOME", "/root")
+            .env("PATH", "/opt/bpf-linker/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("CARGO_HOME", self.cache.join("cargo-home"))
+            .env("CARGO_TARGET_DIR", self.cache.join("target"))
+            .env("LANG", "C.UTF-8")
+            .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "dumb".into()));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -236,27 +229,16 @@ impl Root {
 }
 
 fn ensure_debootstrap() -> Result<()> {
-    if Command::new("debootstrap")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
+    if Command::new("debootstrap").arg("--version").output().is_ok() {
         return Ok(());
     }
     eprintln!("xtask: debootstrap is missing, installing it with apt-get");
-    run(
-        Command::new("apt-get").args(["install", "-y", "-q", "debootstrap"]),
-        "apt-get install debootstrap",
-    )
-    .context(
-        "debootstrap is missing and apt-get could not install it: install the debootstrap package",
-    )
+    run(Command::new("apt-get").args(["install", "-y", "-q", "debootstrap"]), "apt-get install debootstrap")
+        .context("debootstrap is missing and apt-get could not install it: install the debootstrap package")
 }
 
 pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {what}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -270,15 +252,9 @@ mod tests {
     #[test]
     fn mirror_is_read_from_both_apt_formats() {
         let deb822 = "Types: deb\n# http://snapshot.example/archive/debian/2025\nURIs: http://mirror.example/debian\nSuites: bookworm\n";
-        assert_eq!(
-            mirror_in(deb822).as_deref(),
-            Some("http://mirror.example/debian")
-        );
+        assert_eq!(mirror_in(deb822).as_deref(), Some("http://mirror.example/debian"));
         let oneline = "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n";
-        assert_eq!(
-            mirror_in(oneline).as_deref(),
-            Some("http://mirror.example/debian")
-        );
+        assert_eq!(mirror_in(oneline).as_deref(), Some("http://mirror.example/debian"));
         let security = "URIs: http://mirror.example/debian-security\n";
         assert_eq!(mirror_in(security), None);
     }

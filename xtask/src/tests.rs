@@ -23,21 +23,17 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
     ctx.ensure_root()?;
     let mut results: Vec<(&str, Result<()>)> = Vec::new();
     results.push(("unit tests", step("test: unit tests", || unit(ctx))));
-    results.push((
-        "checkpatch",
-        step("test: checkpatch --strict", || checkpatch(ctx)),
-    ));
+    results.push(("checkpatch", step("test: checkpatch --strict", || checkpatch(ctx))));
     results.push((
         "refuses an unpatched kernel",
-        step("test: refusal on the host's unpatched kernel", || {
-            refusal(ctx)
-        }),
+        step("test: refusal on the host's unpatched kernel", || refusal(ctx)),
     ));
     if !args.no_vm {
-        results.push((
-            "end-to-end in the VM",
-            step("test: end-to-end run in the VM", || end_to_end(ctx)),
-        ));
+        results.push(("end-to-end in the VM", step("test: end-to-end run in the VM", || end_to_end(ctx))));
+        for (fault, reason) in FAULTS {
+            let name = format!("test: fault kernel {fault} fails with {reason}");
+            results.push((fault, step(&name, || fault_run(ctx, fault, reason))));
+        }
     }
     eprintln!();
     let mut failed = 0;
@@ -50,17 +46,12 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// The workspace's unit tests, on the root's Rust (aya needs 1.98).
 fn unit(ctx: &Ctx) -> Result<()> {
-    ctx.root
-        .run("cargo test -q --workspace --exclude probe-ebpf 2>&1", &[])
+    ctx.root.run("cargo test -q --workspace --exclude probe-ebpf 2>&1", &[])
 }
 
 /// Every patch of the series passes `checkpatch.pl --strict` with no error,
@@ -83,17 +74,13 @@ pub fn checkpatch(ctx: &Ctx) -> Result<()> {
             )?
             .output()
             .context("cannot run checkpatch.pl")?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success()
-            || text.lines().any(|l| {
-                l.contains(": WARNING:") || l.contains(": ERROR:") || l.contains(": CHECK:")
-            })
+            || text
+                .lines()
+                .any(|l| l.contains(": WARNING:") || l.contains(": ERROR:") || l.contains(": CHECK:"))
         {
-            bail!(
-                "checkpatch.pl --strict complains about {}:\n{text}",
-                patch.display()
-            );
+            bail!("checkpatch.pl --strict complains about {}:\n{text}", patch.display());
         }
     }
     Ok(())
@@ -102,18 +89,14 @@ pub fn checkpatch(ctx: &Ctx) -> Result<()> {
 /// The static nolock-probe, run on this machine's kernel (which has no
 /// series), must refuse with its one sentence and exit status 2.
 fn refusal(ctx: &Ctx) -> Result<()> {
-    let loader = ctx.build()?.loader;
+    let loader = &ctx.build()?.loader;
     let btf = fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
     if btf.windows(18).any(|w| w == b"bpf_kmalloc_nolock") {
-        eprintln!(
-            "xtask: skipped: this machine's kernel has the series, so there is nothing to refuse"
-        );
+        eprintln!("xtask: skipped: this machine's kernel has the series, so there is nothing to refuse");
         return Ok(());
     }
-    let out = Command::new(&loader)
-        .args(["run", "--duration", "1"])
-        .output()
-        .context("cannot run nolock-probe")?;
+    let out =
+        Command::new(&loader).args(["run", "--duration", "1"]).output().context("cannot run nolock-probe")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = "nolock-probe: the running kernel lacks the nolock-probe kfuncs";
     if out.status.code() != Some(2)
@@ -129,30 +112,48 @@ fn refusal(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Fault kernels (kernel-patches/faults/) and the verdict reason each must
+/// produce.
+const FAULTS: [(&str, &str); 3] = [
+    ("premature-free", "premature_free:"),
+    ("lose-deferred", "lost_objects:"),
+    ("spin-on-nolock", "console: [lockdep]"),
+];
+
+/// A short run on a kernel with `fault` applied must fail with `reason`.
+fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
+    let image = ctx.kernel("debug", &[fault.to_string()], None)?;
+    let out = ctx.cache.join(format!("test-results/fault-{fault}.json"));
+    let _ = fs::remove_file(&out);
+    let outcome = ctx.vm(&image, ["run", "--duration", "8"].map(String::from).to_vec(), 2, out)?;
+    let json = outcome.json.context("the fault run left no JSON")?;
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let problems = e2e::fault_problems(&report, reason);
+    if !problems.is_empty() {
+        bail!("the fault run ({}) does not show the fault:\n  {}", json.display(), problems.join("\n  "));
+    }
+    if !reason.starts_with("console") && outcome.exit != Some(1) {
+        bail!("nolock-probe exited with {:?} on the fault kernel, not 1", outcome.exit);
+    }
+    Ok(())
+}
+
 /// A short VM run on the debug kernel: every trigger on both vCPUs, the
 /// paths add up, the locked-slab kprobe falls back, the console is clean.
 fn end_to_end(ctx: &Ctx) -> Result<()> {
     let image = ctx.kernel("debug", &[], None)?;
     let out = ctx.cache.join("test-results/e2e.json");
     let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(
-        &image,
-        ["run", "--duration", "10"].map(String::from).to_vec(),
-        2,
-        out,
-    )?;
+    let outcome = ctx.vm(&image, ["run", "--duration", "10"].map(String::from).to_vec(), 2, out)?;
     if let Some(why) = outcome.describe_failure() {
         bail!("{why} (console: {})", outcome.console_log.display());
     }
     let json = outcome.json.context("the guest sent no JSON back")?;
     let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
-    let problems = e2e::foundation_problems(&report, 2);
+    let mut problems = e2e::foundation_problems(&report, 2);
+    problems.extend(e2e::verification_problems(&report));
     if !problems.is_empty() {
-        bail!(
-            "the run's JSON ({}) does not show what it must:\n  {}",
-            json.display(),
-            problems.join("\n  ")
-        );
+        bail!("the run's JSON ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
     }
     Ok(())
 }

@@ -13,7 +13,9 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{console, kernel::Image, root::Root};
+use probe_common::console;
+
+use crate::{kernel::Image, root::Root};
 
 /// Printed by the guest's init with nolock-probe's exit status.
 const EXIT_MARKER: &str = "NOLOCK-PROBE-EXIT ";
@@ -52,6 +54,8 @@ pub struct VmRun<'a> {
     pub json_out: PathBuf,
     /// Let the run go on for this long before it counts as hung.
     pub timeout: Duration,
+    /// Console lines containing one of these are not findings.
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -70,15 +74,8 @@ pub struct Outcome {
 impl Outcome {
     pub fn describe_failure(&self) -> Option<String> {
         if !self.findings.is_empty() {
-            let lines: Vec<String> = self
-                .findings
-                .iter()
-                .map(|(c, l)| format!("  [{c}] {l}"))
-                .collect();
-            return Some(format!(
-                "the guest kernel reported trouble:\n{}",
-                lines.join("\n")
-            ));
+            let lines: Vec<String> = self.findings.iter().map(|(c, l)| format!("  [{c}] {l}")).collect();
+            return Some(format!("the guest kernel reported trouble:\n{}", lines.join("\n")));
         }
         match self.exit {
             None => Some("the guest stopped before nolock-probe finished".into()),
@@ -115,22 +112,62 @@ fn cmdline() -> String {
     c
 }
 
+/// Adds the console's findings to a guest report (or to a stub when the
+/// guest wrote none) and fails its verdict when there are any.
+pub fn with_console(
+    report: Option<serde_json::Value>,
+    findings: &[(String, String)],
+    log: &Path,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut report = report.unwrap_or_else(|| {
+        json!({
+            "schema_version": 1,
+            "incomplete": true,
+            "verdict": {"pass": false, "reasons": ["the guest stopped before nolock-probe wrote its report"]},
+        })
+    });
+    let list: Vec<Value> = findings.iter().map(|(c, l)| json!({"category": c, "line": l})).collect();
+    report["console"] = json!({"log": log.display().to_string(), "findings": list});
+    if !findings.is_empty() {
+        report["verdict"]["pass"] = Value::Bool(false);
+        if !report["verdict"]["reasons"].is_array() {
+            report["verdict"]["reasons"] = json!([]);
+        }
+        if let Some(reasons) = report["verdict"]["reasons"].as_array_mut() {
+            for (c, l) in findings {
+                reasons.push(Value::String(format!("console: [{c}] {l}")));
+            }
+        }
+    }
+    report
+}
+
+/// Console lines that are not findings although a pattern matches them:
+/// one substring per line in xtask/console-allowlist.txt.
+pub fn allow_list() -> Vec<String> {
+    include_str!("../console-allowlist.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
 impl VmRun<'_> {
+    fn allowed(&self, line: &str) -> bool {
+        self.allow.iter().any(|a| line.contains(a.as_str()))
+    }
+
     pub fn run(&self) -> Result<Outcome> {
-        let work = self
-            .cache
-            .join("vm")
-            .join(format!("run-{}", std::process::id()));
+        let work = self.cache.join("vm").join(format!("run-{}", std::process::id()));
         let _ = fs::remove_dir_all(&work);
         let stage = work.join("stage");
         for d in ["bin", "proc", "sys", "dev", "tmp", "lib"] {
             fs::create_dir_all(stage.join(d))?;
         }
-        fs::copy(
-            self.root.path.join("usr/bin/busybox"),
-            stage.join("bin/busybox"),
-        )
-        .context("busybox-static is missing from the toolchain root")?;
+        fs::copy(self.root.path.join("usr/bin/busybox"), stage.join("bin/busybox"))
+            .context("busybox-static is missing from the toolchain root")?;
         fs::copy(self.loader, stage.join("nolock-probe"))?;
         let init = stage.join("init");
         fs::write(&init, INIT)?;
@@ -145,21 +182,14 @@ impl VmRun<'_> {
             args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
         )?;
         if self.kernel.modules.join("lib/modules").exists() {
-            copy_tree(
-                &self.kernel.modules.join("lib/modules"),
-                &stage.join("lib/modules"),
-            )?;
+            copy_tree(&self.kernel.modules.join("lib/modules"), &stage.join("lib/modules"))?;
         }
         set_executable(&init)?;
         set_executable(&stage.join("bin/busybox"))?;
         set_executable(&stage.join("nolock-probe"))?;
         let cpio = work.join("initramfs.cpio");
         self.root.run(
-            &format!(
-                "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
-                stage.display(),
-                cpio.display()
-            ),
+            &format!("cd '{}' && find . | cpio -o -H newc --quiet > '{}'", stage.display(), cpio.display()),
             &[],
         )?;
 
@@ -186,14 +216,8 @@ impl VmRun<'_> {
             .context("cannot start QEMU")?;
         let (tx, rx) = mpsc::channel::<String>();
         for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -230,10 +254,7 @@ impl VmRun<'_> {
             if start.elapsed() > self.timeout {
                 outcome.findings.push((
                     "timeout".into(),
-                    format!(
-                        "the guest did not finish within {}s",
-                        self.timeout.as_secs()
-                    ),
+                    format!("the guest did not finish within {}s", self.timeout.as_secs()),
                 ));
                 break;
             }
@@ -255,12 +276,9 @@ impl VmRun<'_> {
                 outcome.exit = rc.trim().parse().ok();
                 continue;
             }
-            if let Some(category) = console::classify(&line) {
+            if let Some(category) = console::classify(&line).filter(|_| !self.allowed(&line)) {
                 eprintln!("guest: {line}");
-                outcome.findings.push((
-                    category.to_string(),
-                    console::strip_timestamp(&line).to_string(),
-                ));
+                outcome.findings.push((category.to_string(), console::strip_timestamp(&line).to_string()));
                 stop_at.get_or_insert(Instant::now() + Duration::from_secs(3));
                 continue;
             }
@@ -271,18 +289,22 @@ impl VmRun<'_> {
         let _ = child.kill();
         let _ = child.wait();
 
-        if let Ok(raw) = fs::read(&serial_json) {
-            let text = String::from_utf8_lossy(&raw).replace('\r', "");
-            if !text.trim().is_empty() {
-                serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
-                    format!(
-                        "the JSON that came back from the guest is damaged (see {})",
-                        serial_json.display()
-                    )
-                })?;
-                fs::write(&self.json_out, text)?;
-                outcome.json = Some(self.json_out.clone());
-            }
+        let text = fs::read(&serial_json)
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\r', ""))
+            .unwrap_or_default();
+        let report = if text.trim().is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
+                format!("the JSON that came back from the guest is damaged (see {})", serial_json.display())
+            })?)
+        };
+        // The guest's report, or a stub when the guest never wrote one, with
+        // the whole console's findings; any finding fails the verdict.
+        if report.is_some() || !outcome.findings.is_empty() {
+            let report = with_console(report, &outcome.findings, &console_log);
+            fs::write(&self.json_out, serde_json::to_string_pretty(&report)? + "\n")?;
+            outcome.json = Some(self.json_out.clone());
         }
         let _ = fs::remove_dir_all(&work);
         Ok(outcome)
@@ -321,6 +343,26 @@ mod tests {
     }
 
     #[test]
+    fn console_findings_fail_the_report_or_make_a_stub() {
+        let findings = vec![("lockdep".to_string(), "WARNING: inconsistent lock state".to_string())];
+        let guest = serde_json::json!({"verdict": {"pass": true, "reasons": []}, "triggers": []});
+        let r = with_console(Some(guest.clone()), &findings, Path::new("c.log"));
+        assert_eq!(r["verdict"]["pass"], false);
+        assert_eq!(r["verdict"]["reasons"][0], "console: [lockdep] WARNING: inconsistent lock state");
+        assert_eq!(r["console"]["findings"][0]["category"], "lockdep");
+        let r = with_console(Some(guest), &[], Path::new("c.log"));
+        assert_eq!(r["verdict"]["pass"], true);
+        let stub = with_console(None, &findings, Path::new("c.log"));
+        assert_eq!(stub["incomplete"], true);
+        assert_eq!(stub["verdict"]["reasons"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_allow_list_parses() {
+        assert!(allow_list().iter().all(|l| !l.starts_with('#')));
+    }
+
+    #[test]
     fn failures_are_described() {
         let mut o = Outcome {
             exit: Some(0),
@@ -332,12 +374,7 @@ mod tests {
         assert_eq!(o.describe_failure(), None);
         o.exit = None;
         assert!(o.describe_failure().unwrap().contains("stopped before"));
-        o.findings
-            .push(("lockdep".into(), "WARNING: inconsistent lock state".into()));
-        assert!(
-            o.describe_failure()
-                .unwrap()
-                .contains("[lockdep] WARNING: inconsistent lock state")
-        );
+        o.findings.push(("lockdep".into(), "WARNING: inconsistent lock state".into()));
+        assert!(o.describe_failure().unwrap().contains("[lockdep] WARNING: inconsistent lock state"));
     }
 }

@@ -1,0 +1,200 @@
+//! Reclaim observers: where objects handed to kfree_rcu_nolock() are really
+//! given back after their grace period. Each of the triggers' objects (found
+//! in `IN_FLIGHT`, so stale memory that merely looks like one never counts)
+//! is timed by path and stage, checked against its grace-period cookie, and
+//! forgotten.
+
+use core::{ffi::c_void, mem::offset_of};
+
+use aya_ebpf::{
+    helpers::{bpf_loop, bpf_probe_read_kernel},
+    macros::fentry,
+    programs::FEntryContext,
+};
+use probe_common::{
+    MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, NolockObj, Path, SheafInFlight, Stage,
+};
+
+use crate::{
+    counters::{IN_FLIGHT, PATH_COUNTERS, RUN_CONFIG, SHEAVES, add, count, now, sample},
+    kfuncs::bpf_nolock_gp_elapsed,
+};
+
+/// Argument `n` of the traced function as a plain number. The verifier
+/// types pointer arguments as kernel pointers and forbids adding the walk's
+/// variable offsets to them; a copy read from the context is a number.
+#[inline(always)]
+fn arg_value(ctx: &FEntryContext, n: usize) -> u64 {
+    use aya_ebpf::EbpfContext;
+    read(ctx.as_ptr() as u64 + n as u64 * 8)
+}
+
+/// Reads a kernel word; 0 if it cannot be read.
+#[inline(always)]
+fn read<T: Default>(addr: u64) -> T {
+    // SAFETY: bpf_probe_read_kernel() copes with any address.
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.unwrap_or_default()
+}
+
+/// Accounts one object given back at `now`. `sheaf` is what is known about
+/// the rcu sheaf it came in, if it came in one.
+#[inline(always)]
+fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(state) = (unsafe { IN_FLIGHT.get(&obj) }).copied() else {
+        return;
+    };
+    let _ = IN_FLIGHT.remove(&obj);
+    let tag = state.tag;
+    count!(tag, reclaimed);
+    let free_ns: u64 = read(obj + offset_of!(NolockObj, free_ns) as u64);
+    let cookie: u64 = read(obj + offset_of!(NolockObj, gp_cookie) as u64);
+    // SAFETY: a kfunc of kernel-patches/ that takes a plain value.
+    let elapsed = unsafe { bpf_nolock_gp_elapsed(cookie) };
+
+    // A fallen-back object may take a second chance through an rcu sheaf;
+    // it stays on the fallback path.
+    let (path, queued_at) = if state.fell_back != 0 {
+        (Path::Fallback, state.requeued_ns)
+    } else if let Some(s) = sheaf {
+        let path = match s.path {
+            0 => Path::SheafImmediate,
+            1 => Path::SheafDeferred,
+            _ => Path::SheafFlushed,
+        };
+        (path, s.call_rcu_ns)
+    } else {
+        // Reclaimed in a sheaf the call_rcu() observer did not record.
+        count!(tag, unattributed);
+        if !elapsed {
+            count!(tag, premature);
+        }
+        return;
+    };
+    if let Some(c) = PATH_COUNTERS.get_ptr_mut(path as u32) {
+        // SAFETY: this CPU's value of an existing slot.
+        unsafe {
+            add(&raw mut (*c).reclaimed, 1);
+            if !elapsed {
+                add(&raw mut (*c).premature, 1);
+            }
+        }
+    }
+    if !elapsed {
+        count!(tag, premature);
+    }
+    let p = path as u32;
+    sample(p, Stage::Total as u32, now.saturating_sub(free_ns));
+    if queued_at != 0 {
+        sample(p, Stage::Queued as u32, queued_at.saturating_sub(free_ns));
+        sample(p, Stage::Grace as u32, now.saturating_sub(queued_at));
+    }
+}
+
+/// State of a walk over an array of object pointers (a sheaf's objects, a
+/// bulk block's records), shared with its bpf_loop() callback.
+#[repr(C)]
+struct ArrayWalk {
+    base: u64,
+    now: u64,
+    info: SheafInFlight,
+    has_info: u64,
+}
+
+/// State of a walk down a kvfree_rcu list.
+#[repr(C)]
+struct ListWalk {
+    head: u64,
+    now: u64,
+}
+
+// The walks go through bpf_loop() so that the verifier checks the body
+// once: as a plain loop, every iteration is checked again and a sheaf of
+// 60 objects is already too complex for it.
+
+#[inline(never)]
+extern "C" fn array_element(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the caller's ArrayWalk, alive for the whole loop.
+    let w = unsafe { &*(ctx as *const ArrayWalk) };
+    let info = if w.has_info != 0 { Some(w.info) } else { None };
+    reclaim(read(w.base + i * 8), w.now, info);
+    0
+}
+
+#[inline(never)]
+extern "C" fn list_element(_i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the caller's ListWalk, alive for the whole loop.
+    let w = unsafe { &mut *(ctx as *mut ListWalk) };
+    if w.head == 0 {
+        return 1;
+    }
+    let next: u64 = read(w.head);
+    reclaim(w.head - offset_of!(NolockObj, rcu) as u64, w.now, None);
+    w.head = next;
+    0
+}
+
+/// Reclaims the `n` objects whose pointers start at `base`.
+#[inline(always)]
+fn reclaim_array(base: u64, n: u32, now: u64, info: Option<SheafInFlight>) {
+    let mut walk = ArrayWalk { base, now, info: info.unwrap_or_default(), has_info: info.is_some() as u64 };
+    // SAFETY: the callback matches bpf_loop()'s contract and only reads
+    // `walk`, which outlives the call.
+    unsafe { bpf_loop(n, array_element as *mut c_void, &raw mut walk as *mut c_void, 0) };
+}
+
+/// `static void rcu_free_sheaf(struct rcu_head *head)`: a sheaf's grace
+/// period is over and its objects go back to the barn or the slabs.
+#[fentry(function = "rcu_free_sheaf")]
+pub fn rcu_free_sheaf(ctx: FEntryContext) -> u32 {
+    reclaim_sheaf(&ctx)
+}
+
+/// `static void rcu_free_sheaf_nobarn(struct rcu_head *head)`: the same for
+/// sheaves that a flush (kvfree_rcu_barrier(), CPU offline) handed to RCU.
+#[fentry(function = "rcu_free_sheaf_nobarn")]
+pub fn rcu_free_sheaf_nobarn(ctx: FEntryContext) -> u32 {
+    reclaim_sheaf(&ctx)
+}
+
+#[inline(always)]
+fn reclaim_sheaf(ctx: &FEntryContext) -> u32 {
+    let cfg = RUN_CONFIG.load();
+    let now = now();
+    let sheaf = arg_value(ctx, 0) - cfg.sheaf_rcu_head_off as u64;
+    // SAFETY: the value is copied out before the entry is removed.
+    let info = unsafe { SHEAVES.get(&sheaf) }.copied();
+    if info.is_some() {
+        let _ = SHEAVES.remove(&sheaf);
+    }
+    let size: u32 = read(sheaf + cfg.sheaf_size_off as u64);
+    reclaim_array(sheaf + cfg.sheaf_objects_off as u64, size.min(MAX_SHEAF_OBJECTS), now, info);
+    0
+}
+
+/// `static void kvfree_rcu_bulk(struct kfree_rcu_cpu *krcp, struct
+/// kvfree_rcu_bulk_data *bnode, int idx)`: a block of kvfree_rcu() pointers
+/// whose grace period is over (idx 0: kmalloc'ed).
+#[fentry(function = "kvfree_rcu_bulk")]
+pub fn kvfree_rcu_bulk(ctx: FEntryContext) -> u32 {
+    let idx: u64 = ctx.arg(2);
+    if idx as u32 != 0 {
+        return 0;
+    }
+    let cfg = RUN_CONFIG.load();
+    let now = now();
+    let bnode = arg_value(&ctx, 1);
+    let nr: u64 = read(bnode + cfg.bulk_nr_records_off as u64);
+    reclaim_array(bnode + cfg.bulk_records_off as u64, nr.min(MAX_BULK_RECORDS as u64) as u32, now, None);
+    0
+}
+
+/// `static void kvfree_rcu_list(struct kvfree_rcu_head *head)`: kvfree_rcu()
+/// objects chained through their heads, when no bulk block was available.
+#[fentry(function = "kvfree_rcu_list")]
+pub fn kvfree_rcu_list(ctx: FEntryContext) -> u32 {
+    let mut walk = ListWalk { head: arg_value(&ctx, 0), now: now() };
+    // SAFETY: as in reclaim_array().
+    unsafe { bpf_loop(MAX_LIST_ENTRIES, list_element as *mut c_void, &raw mut walk as *mut c_void, 0) };
+    0
+}
