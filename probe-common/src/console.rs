@@ -9,6 +9,8 @@ const PATTERNS: [(&str, &[&str]); 13] = [
         "lockdep",
         &[
             "possible circular locking dependency",
+            "lock order detected",
+            "possible irq lock inversion",
             "inconsistent lock state",
             "possible recursive locking",
             "invalid wait context",
@@ -67,6 +69,7 @@ mod tests {
             ("[   10.1] Kernel panic - not syncing: Fatal exception", "panic"),
             ("[    3.2] WARNING: possible circular locking dependency detected", "lockdep"),
             ("[    3.2] WARNING: inconsistent lock state", "lockdep"),
+            ("[    9.0] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "lockdep"),
             ("[    3.2] WARNING: CPU: 1 PID: 80 at mm/slub.c:6123 __kfree_rcu_sheaf+0x1/0x2", "warn"),
             ("[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "rcu_stall"),
             ("[   40.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [x:1]", "soft_lockup"),

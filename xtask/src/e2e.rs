@@ -148,8 +148,8 @@ mod tests {
             [
                 "2 premature frees on a healthy kernel",
                 "5 objects lost on a healthy kernel",
-                "no latency for path fallback",
                 "path sheaf_immediate has no grace samples",
+                "no latency for path fallback",
             ]
         );
     }
