@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod hist;
+mod trigger;
 
 /// `BPF_NOLOCK_OBJ_MAGIC` of kernel-patches/0001: the first word of every
 /// object that `bpf_kmalloc_nolock()` returned and that is not yet freed
@@ -73,41 +74,7 @@ pub mod alloc_flags {
     pub const ACCOUNT: u32 = 1 << 1;
 }
 
-/// The trigger programs. The discriminant is the object's tag and the index
-/// of the trigger's slot in the `COUNTERS` map.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Trigger {
-    /// kprobe on `slab_attach_kprobe_locked()`: slab locks held.
-    LockedKprobe = 0,
-    /// perf event: hardware cycles (NMI) or software cpu-clock (hardirq).
-    PerfEvent = 1,
-    /// fentry on `deferred_percpu_work_fn()`: inside kfree_rcu_nolock()'s
-    /// own irq_work.
-    FentryDeferredWork = 2,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 3] = [Trigger::LockedKprobe, Trigger::PerfEvent, Trigger::FentryDeferredWork];
-
-    /// The BPF program (its function name in probe-ebpf).
-    pub const fn program(self) -> &'static str {
-        match self {
-            Trigger::LockedKprobe => "trigger_locked_kprobe",
-            Trigger::PerfEvent => "trigger_perf_event",
-            Trigger::FentryDeferredWork => "trigger_fentry_deferred_work",
-        }
-    }
-
-    /// Stable name used in the JSON and on the command line.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Trigger::LockedKprobe => "locked_kprobe",
-            Trigger::PerfEvent => "perf_event",
-            Trigger::FentryDeferredWork => "fentry_deferred_work",
-        }
-    }
-}
+pub use trigger::{Attach, Intended, Trigger};
 
 /// Upper bound of trigger tags; sizes the `COUNTERS` map.
 pub const MAX_TRIGGERS: u32 = 16;
@@ -119,7 +86,9 @@ pub const MAX_TRIGGERS: u32 = 16;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct TriggerCounters {
-    /// Times the trigger fired and tried to allocate.
+    /// Times the trigger's program ran (before the rate limit and CPU set).
+    pub hits: u64,
+    /// Allocation attempts (a burst makes several per hit).
     pub calls: u64,
     /// `bpf_kmalloc_nolock()` returned NULL.
     pub alloc_fail: u64,
@@ -164,6 +133,7 @@ pub struct TriggerCounters {
 impl TriggerCounters {
     /// Adds another CPU's (or trigger's) counters to these.
     pub fn accumulate(&mut self, other: &TriggerCounters) {
+        self.hits += other.hits;
         self.calls += other.calls;
         self.alloc_fail += other.alloc_fail;
         self.freed_rcu += other.freed_rcu;
@@ -192,10 +162,22 @@ impl TriggerCounters {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunConfig {
-    /// Payload bytes after the header (0..=MAX_PAYLOAD).
-    pub payload_size: u32,
+    /// Payload sizes after the header (0..=MAX_PAYLOAD): each allocation
+    /// picks one of the first `n_sizes` at random, so several kmalloc caches
+    /// are exercised at once.
+    pub sizes: [u32; MAX_SIZES],
+    pub n_sizes: u32,
     /// `alloc_flags::*`.
     pub alloc_flags: u32,
+    /// Rate limit: a trigger allocates on every Nth hit on a CPU (>= 1).
+    pub every_nth: u32,
+    /// Percentage of objects freed with kfree_nolock() instead.
+    pub nolock_share_pct: u32,
+    /// Objects allocated and held per hit before all are freed (1..=MAX_BURST).
+    pub burst: u32,
+    pub _pad0: u32,
+    /// CPUs the triggers allocate on (bit n: CPU n); 0 means all.
+    pub cpu_mask: u64,
     /// Addresses of the static `rcu_free_sheaf()` and
     /// `rcu_free_sheaf_nobarn()` (the callback of flushed sheaves), from
     /// /proc/kallsyms: the `call_rcu()` observer recognises sheaves by them.
@@ -216,10 +198,21 @@ pub struct RunConfig {
     pub track: u32,
 }
 
+/// Payload sizes one run can mix.
+pub const MAX_SIZES: usize = 4;
+/// Objects one trigger hit can hold at once.
+pub const MAX_BURST: u32 = 4;
+
 impl RunConfig {
     pub const DEFAULT: RunConfig = RunConfig {
-        payload_size: 0,
+        sizes: [0; MAX_SIZES],
+        n_sizes: 1,
         alloc_flags: 0,
+        every_nth: 1,
+        nolock_share_pct: 0,
+        burst: 1,
+        _pad0: 0,
+        cpu_mask: 0,
         rcu_free_sheaf: 0,
         rcu_free_sheaf_nobarn: 0,
         sheaf_rcu_head_off: 0,

@@ -32,6 +32,11 @@ impl KernelBtf {
             .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
     }
 
+    /// True if a type (struct, typedef...) of this name is described.
+    pub fn has_type(&self, name: &str) -> bool {
+        self.btf.resolve_types_by_name(name).is_ok()
+    }
+
     /// Byte offset of `member` in `struct name`, looking through anonymous
     /// unions and structs, or None if either is unknown.
     pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {

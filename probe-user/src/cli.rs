@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use probe_common::{MAX_PAYLOAD, alloc_flags};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,28 +19,57 @@ pub struct Cli {
 pub enum Command {
     /// Attach the triggers and observers, run the stress, write JSON.
     Run(RunArgs),
+    /// Show the scenarios, and which triggers the running kernel supports.
+    List,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Options of `run`. Those left out come from the scenario, then from the
+/// defaults.
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// How long to run, in seconds.
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
+    /// A named scenario (see `nolock-probe list`); default: `default`.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Run these triggers instead of the scenario's (repeat, or
+    /// comma-separate).
+    #[arg(long = "trigger", value_delimiter = ',')]
+    pub triggers: Vec<String>,
+    /// How long to run, in seconds [default: 20].
+    #[arg(long)]
+    pub duration: Option<u64>,
     /// Write the JSON document here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Payload bytes after the 64-byte object header (0..=4096).
-    #[arg(long, default_value_t = 0)]
-    pub payload_size: u32,
+    /// Payload bytes after the 64-byte object header, 0..=4096; up to four
+    /// comma-separated sizes are mixed at random [default: 0].
+    #[arg(long = "payload-size", value_delimiter = ',')]
+    pub payload_sizes: Vec<u32>,
     /// Allocate with __GFP_ZERO.
     #[arg(long)]
     pub zero: bool,
     /// Allocate with __GFP_ACCOUNT.
     #[arg(long)]
     pub account: bool,
-    /// Perf event sampling frequency per CPU, in Hz.
-    #[arg(long, default_value_t = 1000)]
-    pub perf_frequency: u64,
+    /// Perf event sampling frequency per CPU, in Hz [default: 1000].
+    #[arg(long)]
+    pub perf_frequency: Option<u64>,
+    /// Allocate on every Nth hit of a trigger on a CPU [default: 1].
+    #[arg(long)]
+    pub every_nth: Option<u32>,
+    /// Only these CPUs (comma-separated ids) [default: all online].
+    #[arg(long, value_delimiter = ',')]
+    pub cpus: Vec<u32>,
+    /// Percentage of objects freed with kfree_nolock() instead [default: 0].
+    #[arg(long)]
+    pub nolock_share: Option<u32>,
+    /// Objects each hit allocates and holds before freeing them all,
+    /// 1..=4 [default: 1].
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// NMI backtrace IPIs per second (sysrq-l) for the nmi trigger where
+    /// the machine has no PMU [default: 2].
+    #[arg(long)]
+    pub nmi_rate: Option<u32>,
     /// Do not run the built-in kmalloc/kfree load on every CPU.
     #[arg(long)]
     pub no_load: bool,
@@ -50,82 +77,4 @@ pub struct RunArgs {
     /// lost-object checks): measures what the observers cost.
     #[arg(long)]
     pub no_latency: bool,
-}
-
-impl RunArgs {
-    /// Rejects what clap's types cannot: each problem is one sentence.
-    pub fn validate(&self) -> Result<()> {
-        if self.duration == 0 || self.duration > 24 * 3600 {
-            bail!("--duration must be between 1 and 86400 seconds, not {}", self.duration);
-        }
-        if self.payload_size > MAX_PAYLOAD {
-            bail!(
-                "--payload-size must be at most {MAX_PAYLOAD} bytes (the kernel refuses larger), not {}",
-                self.payload_size
-            );
-        }
-        if self.perf_frequency == 0 || self.perf_frequency > 100_000 {
-            bail!("--perf-frequency must be between 1 and 100000 Hz, not {}", self.perf_frequency);
-        }
-        if let Some(out) = &self.output {
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    bail!("--output {} is in a directory that does not exist", out.display());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub fn alloc_flags(&self) -> u32 {
-        (if self.zero { alloc_flags::ZERO } else { 0 })
-            | (if self.account { alloc_flags::ACCOUNT } else { 0 })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
-        let mut argv = vec!["nolock-probe", "run"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Run(r) => r,
-        })
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        let args = parse(&[]).unwrap();
-        args.validate().unwrap();
-        assert_eq!(args.duration, 20);
-        assert_eq!(args.alloc_flags(), 0);
-    }
-
-    #[test]
-    fn flags_map_to_the_kernel_bits() {
-        let args = parse(&["--zero", "--account"]).unwrap();
-        assert_eq!(args.alloc_flags(), alloc_flags::ZERO | alloc_flags::ACCOUNT);
-    }
-
-    #[test]
-    fn out_of_range_values_get_one_sentence() {
-        for (args, needle) in [
-            (&["--duration", "0"][..], "--duration must be between"),
-            (&["--payload-size", "4097"][..], "--payload-size must be at most 4096"),
-            (&["--perf-frequency", "0"][..], "--perf-frequency must be between"),
-            (&["--output", "/nonexistent-dir/x.json"][..], "does not exist"),
-        ] {
-            let err = parse(args).unwrap().validate().unwrap_err().to_string();
-            assert!(err.contains(needle), "{args:?}: {err}");
-            assert!(!err.contains('\n'), "{args:?}: not one sentence: {err}");
-        }
-    }
-
-    #[test]
-    fn malformed_numbers_are_usage_errors() {
-        let err = parse(&["--duration", "ten"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-    }
 }

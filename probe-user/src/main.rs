@@ -7,11 +7,15 @@ mod kallsyms;
 mod kernel;
 mod kmsg;
 mod latency;
+mod list;
 mod load;
+mod nmi;
+mod plan;
 mod probes;
 mod readiness;
 mod report;
 mod run;
+mod scenario;
 mod slub_stats;
 #[cfg(test)]
 mod testing;
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
+        Command::List => list::list().map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,11 +12,11 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray},
     programs::{
-        FEntry, FExit, KProbe, PerfEvent, ProgramError,
+        BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use probe_common::{InFlight, LatencyStats, PathCounters, RunConfig, Trigger, TriggerCounters};
+use probe_common::{Attach, InFlight, LatencyStats, PathCounters, RunConfig, Trigger, TriggerCounters};
 
 use crate::latency;
 
@@ -42,8 +42,6 @@ const OBSERVERS: [(&str, bool, &str); 11] = [
 const RECLAIM_OBSERVERS: [&str; 5] =
     ["kvfree_call_rcu", "rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"];
 
-const LOCKED_HOOK: &str = "slab_attach_kprobe_locked";
-const DEFERRED_WORK: &str = "deferred_percpu_work_fn";
 const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
 
 /// Which perf event drives the perf trigger.
@@ -88,8 +86,9 @@ fn refused(name: &str, err: ProgramError) -> anyhow::Error {
 }
 
 impl Probes {
-    /// Loads (and so verifies) every program before anything is attached.
-    pub fn load(cfg: &RunConfig) -> Result<Self> {
+    /// Loads (and so verifies) the observers and the given triggers before
+    /// anything is attached.
+    pub fn load(cfg: &RunConfig, triggers: &[Trigger]) -> Result<Self> {
         if OBJECT.is_empty() {
             bail!("this nolock-probe was built without its BPF programs: build it with `cargo xtask build`");
         }
@@ -98,20 +97,21 @@ impl Probes {
             .override_global("RUN_CONFIG", cfg, true)
             .load(OBJECT)
             .context("cannot load the BPF object (kfuncs of kernel-patches/ not resolved?)")?;
-
-        let kprobe: &mut KProbe = program(&mut ebpf, Trigger::LockedKprobe.program())?;
-        kprobe.load().map_err(|e| refused(Trigger::LockedKprobe.program(), e))?;
-        let perf: &mut PerfEvent = program(&mut ebpf, Trigger::PerfEvent.program())?;
-        perf.load().map_err(|e| refused(Trigger::PerfEvent.program(), e))?;
-        let fentry: &mut FEntry = program(&mut ebpf, Trigger::FentryDeferredWork.program())?;
-        fentry.load(DEFERRED_WORK, &btf).map_err(|e| refused(Trigger::FentryDeferredWork.program(), e))?;
+        for &t in triggers {
+            let name = t.program();
+            match t.attach() {
+                Attach::Kprobe(_) => program::<KProbe>(&mut ebpf, name)?.load(),
+                Attach::PerfEvent => program::<PerfEvent>(&mut ebpf, name)?.load(),
+                Attach::Fentry(f) => program::<FEntry>(&mut ebpf, name)?.load(f, &btf),
+                Attach::TpBtf(tp) => program::<BtfTracePoint>(&mut ebpf, name)?.load(tp, &btf),
+            }
+            .map_err(|e| refused(name, e))?;
+        }
         for (name, exit, func) in OBSERVERS.iter().copied().chain([(DRAIN.0, false, DRAIN.1)]) {
             if exit {
-                let p: &mut FExit = program(&mut ebpf, name)?;
-                p.load(func, &btf).map_err(|e| refused(name, e))?;
+                program::<FExit>(&mut ebpf, name)?.load(func, &btf).map_err(|e| refused(name, e))?;
             } else {
-                let p: &mut FEntry = program(&mut ebpf, name)?;
-                p.load(func, &btf).map_err(|e| refused(name, e))?;
+                program::<FEntry>(&mut ebpf, name)?.load(func, &btf).map_err(|e| refused(name, e))?;
             }
         }
         Ok(Self { ebpf, observer_links: Vec::new(), trigger_links: Vec::new() })
@@ -124,11 +124,11 @@ impl Probes {
                 continue;
             }
             let link: Box<dyn Any> = if exit {
-                let p: &mut FExit = program(&mut self.ebpf, name)?;
+                let p = program::<FExit>(&mut self.ebpf, name)?;
                 let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
                 Box::new(p.take_link(id)?)
             } else {
-                let p: &mut FEntry = program(&mut self.ebpf, name)?;
+                let p = program::<FEntry>(&mut self.ebpf, name)?;
                 let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
                 Box::new(p.take_link(id)?)
             };
@@ -137,49 +137,58 @@ impl Probes {
         Ok(())
     }
 
-    /// Attaches every trigger; the perf trigger once per CPU.
-    pub fn attach_triggers(&mut self, cpus: &[u32], perf_hz: u64) -> Result<Vec<Attachment>> {
+    /// Attaches the given triggers; perf events once per CPU in `cpus`.
+    pub fn attach_triggers(
+        &mut self,
+        triggers: &[Trigger],
+        cpus: &[u32],
+        perf_hz: u64,
+    ) -> Result<Vec<Attachment>> {
         let mut points = Vec::new();
-
-        let p: &mut KProbe = program(&mut self.ebpf, Trigger::LockedKprobe.program())?;
-        let id =
-            p.attach(LOCKED_HOOK, 0).with_context(|| format!("cannot attach a kprobe to {LOCKED_HOOK}"))?;
-        self.trigger_links.push(Box::new(p.take_link(id)?));
-        points.push(Attachment { trigger: Trigger::LockedKprobe, point: format!("kprobe:{LOCKED_HOOK}") });
-
-        let source = perf_source();
-        let config = match source {
-            PerfSource::HardwareCycles => PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
-            PerfSource::SoftwareCpuClock => PerfEventConfig::Software(SoftwareEvent::CpuClock),
-        };
-        let p: &mut PerfEvent = program(&mut self.ebpf, Trigger::PerfEvent.program())?;
-        for &cpu in cpus {
-            let id = p
-                .attach(
-                    config.clone(),
-                    PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Frequency(perf_hz),
-                    false,
-                )
-                .with_context(|| format!("cannot open the {source:?} perf event on CPU {cpu}"))?;
-            self.trigger_links.push(Box::new(p.take_link(id)?));
+        for &t in triggers {
+            let name = t.program();
+            let point = match t.attach() {
+                Attach::Kprobe(f) => {
+                    let p = program::<KProbe>(&mut self.ebpf, name)?;
+                    let id = p.attach(f, 0).with_context(|| format!("cannot attach a kprobe to {f}"))?;
+                    self.trigger_links.push(Box::new(p.take_link(id)?));
+                    format!("kprobe:{f}")
+                }
+                Attach::Fentry(f) => {
+                    let p = program::<FEntry>(&mut self.ebpf, name)?;
+                    let id = p.attach().with_context(|| format!("cannot attach fentry {f}"))?;
+                    self.trigger_links.push(Box::new(p.take_link(id)?));
+                    format!("fentry:{f}")
+                }
+                Attach::TpBtf(tp) => {
+                    let p = program::<BtfTracePoint>(&mut self.ebpf, name)?;
+                    let id = p.attach().with_context(|| format!("cannot attach tp_btf {tp}"))?;
+                    self.trigger_links.push(Box::new(p.take_link(id)?));
+                    format!("tp_btf:{tp}")
+                }
+                Attach::PerfEvent => {
+                    let source = perf_source();
+                    let (config, event) = match source {
+                        PerfSource::HardwareCycles => {
+                            (PerfEventConfig::Hardware(HardwareEvent::CpuCycles), "hardware/cpu-cycles")
+                        }
+                        PerfSource::SoftwareCpuClock => {
+                            (PerfEventConfig::Software(SoftwareEvent::CpuClock), "software/cpu-clock")
+                        }
+                    };
+                    let p = program::<PerfEvent>(&mut self.ebpf, name)?;
+                    for &cpu in cpus {
+                        let scope = PerfEventScope::AllProcessesOneCpu { cpu };
+                        let id = p
+                            .attach(config.clone(), scope, SamplePolicy::Frequency(perf_hz), false)
+                            .with_context(|| format!("cannot open the {event} perf event on CPU {cpu}"))?;
+                        self.trigger_links.push(Box::new(p.take_link(id)?));
+                    }
+                    format!("perf_event:{event}@{perf_hz}Hz")
+                }
+            };
+            points.push(Attachment { trigger: t, point });
         }
-        let event = match source {
-            PerfSource::HardwareCycles => "hardware/cpu-cycles",
-            PerfSource::SoftwareCpuClock => "software/cpu-clock",
-        };
-        points.push(Attachment {
-            trigger: Trigger::PerfEvent,
-            point: format!("perf_event:{event}@{perf_hz}Hz"),
-        });
-
-        let p: &mut FEntry = program(&mut self.ebpf, Trigger::FentryDeferredWork.program())?;
-        let id = p.attach().with_context(|| format!("cannot attach fentry {DEFERRED_WORK}"))?;
-        self.trigger_links.push(Box::new(p.take_link(id)?));
-        points.push(Attachment {
-            trigger: Trigger::FentryDeferredWork,
-            point: format!("fentry:{DEFERRED_WORK}"),
-        });
         Ok(points)
     }
 
@@ -257,6 +266,54 @@ impl Probes {
             *by_tag.entry(state.tag).or_insert(0) += 1;
         }
         Ok(by_tag)
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD`'s part of `union bpf_attr`.
+#[repr(C)]
+struct InfoByFd {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// Times the kernel skipped a program because it was already running on
+/// that CPU (an NMI or interrupt landed inside it, or it re-entered itself).
+fn recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: bpf_prog_info is plain data; zero is a valid value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoByFd {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: size_of::<aya_obj::generated::bpf_prog_info>() as u32,
+        info: &raw mut info as u64,
+    };
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD writes at most info_len bytes to `info`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            &raw mut attr,
+            size_of::<InfoByFd>(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot read a BPF program's statistics");
+    }
+    Ok(info.recursion_misses)
+}
+
+impl Probes {
+    /// Recursion misses of every loaded program, by program name.
+    pub fn misses(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        use std::os::fd::AsFd;
+        let mut out = std::collections::BTreeMap::new();
+        for (name, p) in self.ebpf.programs() {
+            if let Ok(fd) = p.fd() {
+                out.insert(name.to_string(), recursion_misses(fd.as_fd())?);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use probe_common::NOLOCK_OBJ_FIELDS;
+use probe_common::{Attach, NOLOCK_OBJ_FIELDS, Trigger};
 
 use crate::btf::{KernelBtf, VMLINUX_BTF};
 
@@ -20,9 +20,9 @@ pub const KFUNCS: [&str; 5] = [
     "bpf_nolock_barrier",
 ];
 
-/// Functions the programs attach to, with what provides them.
-pub const HOOKS: [(&str, &str); 11] = [
-    ("slab_attach_kprobe_locked", "CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"),
+/// Functions the observers attach to, with what provides them; the
+/// triggers' own hooks are checked one by one (`trigger_support`).
+pub const HOOKS: [(&str, &str); 10] = [
     ("deferred_percpu_work_fn", "Linux 7.3's mm/slub.c"),
     ("__kfree_rcu_sheaf", "Linux 7.3's mm/slub.c"),
     ("defer_kfree_rcu", "Linux 7.3's mm/slub.c"),
@@ -126,6 +126,43 @@ pub fn check(btf: &KernelBtf) -> Result<Ready> {
     Ok(Ready { sheaf, bulk })
 }
 
+/// Whether the kernel described by `btf` can run `trigger`, or why not, in
+/// one sentence. `nmi_source` says whether NMIs can be raised at will.
+pub fn trigger_support(btf: &KernelBtf, trigger: Trigger, nmi_source: bool) -> Result<(), String> {
+    match trigger.attach() {
+        Attach::Kprobe(f) => {
+            if !btf.has_func("register_kprobe") {
+                return Err("the kernel has no kprobes (CONFIG_KPROBES)".into());
+            }
+            if !btf.has_func(f) {
+                return Err(format!(
+                    "the kernel has no {f}() (it comes with CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING)"
+                ));
+            }
+        }
+        Attach::Fentry(f) => {
+            if !btf.has_func(f) {
+                return Err(format!(
+                    "the kernel has no {f}() in its BTF (inlined, renamed or configured out)"
+                ));
+            }
+        }
+        Attach::TpBtf(tp) => {
+            if !btf.has_type(&format!("btf_trace_{tp}")) {
+                return Err(format!("the kernel has no {tp} tracepoint"));
+            }
+        }
+        Attach::PerfEvent => {}
+    }
+    if trigger == Trigger::Nmi && !nmi_source {
+        return Err(
+            "nothing raises NMIs: no PMU, and no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ) for NMI backtraces"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,11 +228,22 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_without_the_locked_slab_hook_names_the_config() {
+    fn triggers_the_kernel_cannot_run_are_named_with_the_reason() {
         let mut b = patched();
         b.remove_func("slab_attach_kprobe_locked");
-        let err = check(&KernelBtf::from_bytes(&b.build()).unwrap()).unwrap_err().to_string();
-        assert!(err.contains("CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"), "{err}");
+        let btf = KernelBtf::from_bytes(&b.build()).unwrap();
+        let why = trigger_support(&btf, Trigger::LockedKprobe, true).unwrap_err();
+        assert!(why.contains("CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING"), "{why}");
+        assert!(trigger_support(&btf, Trigger::PerfEvent, false).is_ok());
+        // No btf_trace_sys_enter type in this BTF.
+        assert!(
+            trigger_support(&btf, Trigger::Syscall, true).unwrap_err().contains("no sys_enter tracepoint")
+        );
+        assert!(trigger_support(&btf, Trigger::Nmi, false).is_err());
+        let why = trigger_support(&btf, Trigger::FentrySlabFree, true).unwrap_err();
+        assert!(why.contains("__slab_free()"), "{why}");
+        // The core check does not need the locked-slab hook.
+        check(&btf).unwrap();
     }
 
     #[test]

@@ -4,25 +4,29 @@ use std::{
     collections::BTreeMap,
     fs::File,
     io::{BufWriter, Write},
+    path::Path,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context, Result, anyhow};
-use probe_common::{RunConfig, Trigger, TriggerCounters};
+use anyhow::{Context, Result, anyhow, bail};
+use probe_common::{MAX_SIZES, NolockObj, RunConfig, Trigger, TriggerCounters};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    btf::{KernelBtf, VMLINUX_BTF},
     cli::RunArgs,
     kallsyms,
     kernel::KernelInfo,
     kmsg::KernelLog,
     latency::{self, HistogramLayout},
     load::LoadGen,
-    probes::Probes,
+    nmi::{self, NmiSourceReport, SysrqNmi},
+    plan::Plan,
+    probes::{self, PerfSource, Probes},
     readiness,
     report::{
-        self, InFlightReport, KernelLogReport, Latency, LoadInfo, Parameters, Report, RunInfo,
-        SCHEMA_VERSION, Tool, TriggerReport,
+        self, InFlightReport, KernelLogReport, Latency, LoadInfo, Report, RunInfo, SCHEMA_VERSION, Tool,
+        TriggerReport, Unsupported,
     },
     slub_stats,
 };
@@ -33,16 +37,63 @@ struct Watched {
     in_flight: Vec<u64>,
 }
 
+/// Splits the plan's triggers into those the kernel can run and those it
+/// cannot. Triggers named on the command line must all run; a scenario's
+/// run where the kernel supports them, and the report lists the others.
+fn supported(
+    plan: &Plan,
+    args: &RunArgs,
+    btf: &KernelBtf,
+    nmi_source: bool,
+) -> Result<(Vec<Trigger>, Vec<Unsupported>)> {
+    let mut triggers = Vec::new();
+    let mut unsupported = Vec::new();
+    for &t in &plan.triggers {
+        match readiness::trigger_support(btf, t, nmi_source) {
+            Ok(()) => triggers.push(t),
+            Err(reason) if args.triggers.is_empty() => {
+                unsupported.push(Unsupported { trigger: t.name(), reason })
+            }
+            Err(reason) => bail!("trigger {} cannot run here: {reason}", t.name()),
+        }
+    }
+    if triggers.is_empty() {
+        bail!(
+            "none of scenario {}'s triggers can run on this kernel: `nolock-probe list` says why",
+            plan.scenario
+        );
+    }
+    Ok((triggers, unsupported))
+}
+
 /// Runs the stress and writes the report; returns whether every check
 /// passed.
 pub fn run(args: &RunArgs) -> Result<bool> {
-    args.validate()?;
+    let plan = Plan::new(args)?;
+    if let Some(dir) = args.output.as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("--output is in {}, a directory that does not exist", dir.display());
+        }
+    }
     readiness::require_root()?;
     let ready = readiness::check_running_kernel()?;
-    let cpus = aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
+    let btf = KernelBtf::from_file(Path::new(VMLINUX_BTF))?;
+    let online = aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
+    let cpus = plan.cpus_of(&online)?;
+    let pmu = probes::perf_source() == PerfSource::HardwareCycles;
+    let (triggers, unsupported) = supported(&plan, args, &btf, pmu || nmi::available())?;
+
+    let mut sizes = [0; MAX_SIZES];
+    sizes[..plan.payload_sizes_bytes.len()].copy_from_slice(&plan.payload_sizes_bytes);
     let cfg = RunConfig {
-        payload_size: args.payload_size,
-        alloc_flags: args.alloc_flags(),
+        sizes,
+        n_sizes: plan.payload_sizes_bytes.len() as u32,
+        alloc_flags: plan.alloc_flags(),
+        every_nth: plan.every_nth,
+        nolock_share_pct: plan.nolock_share_pct,
+        burst: plan.burst,
+        _pad0: 0,
+        cpu_mask: plan.cpu_mask(),
         rcu_free_sheaf: kallsyms::address("rcu_free_sheaf")?,
         rcu_free_sheaf_nobarn: kallsyms::address("rcu_free_sheaf_nobarn")?,
         sheaf_rcu_head_off: ready.sheaf.rcu_head,
@@ -52,33 +103,47 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         bulk_nr_records_off: ready.bulk.nr_records,
         bulk_records_off: ready.bulk.records,
         loader_tgid: std::process::id(),
-        track: u32::from(!args.no_latency),
+        track: u32::from(plan.latency),
     };
     let kernel = KernelInfo::read();
+    // The cross-check follows the cache of the first payload size.
     let cache =
-        slub_stats::cache_for(size_of::<probe_common::NolockObj>() as u32 + args.payload_size, args.account);
+        slub_stats::cache_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
     let mut kernel_log = KernelLog::open_at_end();
 
-    let mut probes = Probes::load(&cfg)?;
-    probes.attach_observers(!args.no_latency)?;
+    let mut probes = Probes::load(&cfg, &triggers)?;
+    probes.attach_observers(plan.latency)?;
     let slub_before = slub_stats::read(&cache);
-    let mut load = if args.no_load { None } else { Some(LoadGen::start(&cpus)?) };
-    let attachments = probes.attach_triggers(&cpus, args.perf_frequency)?;
+    let mut load = if plan.load { Some(LoadGen::start(&cpus)?) } else { None };
+    let attachments = probes.attach_triggers(&triggers, &cpus, plan.perf_frequency_hz)?;
+    let nmi_wanted = triggers.contains(&Trigger::Nmi);
+    let mut sysrq = if nmi_wanted && !pmu { Some(SysrqNmi::start(plan.nmi_rate_hz)?) } else { None };
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let started = Instant::now();
     eprintln!(
-        "nolock-probe: {} triggers attached on {} CPUs for {}s (Ctrl-C stops early and still reports)",
+        "nolock-probe: scenario {}: {} triggers attached on {} CPUs for {}s (Ctrl-C stops early and still reports)",
+        plan.scenario,
         attachments.len(),
         cpus.len(),
-        args.duration
+        plan.duration_s
     );
+    for u in &unsupported {
+        eprintln!("nolock-probe: trigger {} skipped: {}", u.trigger, u.reason);
+    }
 
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
-    let watched = runtime.block_on(watch(&probes, args, load.as_ref(), started))?;
+    let watched = runtime.block_on(watch(&probes, &plan, load.as_ref(), started))?;
     let elapsed = started.elapsed();
 
     probes.detach_triggers();
+    let nmi_source = match (nmi_wanted, sysrq.as_mut()) {
+        (true, Some(s)) => {
+            Some(NmiSourceReport { kind: "sysrq-l", rate_hz: plan.nmi_rate_hz, sent: s.stop() })
+        }
+        (true, None) => Some(NmiSourceReport { kind: "pmu", rate_hz: 0, sent: 0 }),
+        _ => None,
+    };
     let load_ops = load.as_mut().map(|l| {
         l.stop();
         l.ops()
@@ -86,14 +151,22 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     eprintln!("nolock-probe: triggers detached, draining objects in flight");
     let drain = probes.drain()?;
 
-    let mut triggers = Vec::new();
+    let mut trigger_reports = Vec::new();
     for a in &attachments {
-        triggers.push(TriggerReport::new(a.trigger, a.point.clone(), &cpus, &probes.counters(a.trigger)?));
+        trigger_reports.push(TriggerReport::new(
+            a.trigger,
+            a.point.clone(),
+            &cpus,
+            &probes.counters(a.trigger)?,
+        ));
     }
-    let totals = report::sum(triggers.iter().map(|t| &t.total));
+    let totals = report::sum(trigger_reports.iter().map(|t| &t.total));
     let lost_by_tag = probes.in_flight()?;
     let paths = latency::reports(&probes.latency(&cpus)?);
+    let recursion_misses = probes.misses()?;
     drop(probes);
+    let path_misses: u64 =
+        ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"].iter().filter_map(|p| recursion_misses.get(*p)).sum();
     let slub_after = slub_stats::read(&cache);
 
     let in_flight = InFlightReport {
@@ -103,7 +176,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         lost_by_trigger: lost_by_tag
             .iter()
             .map(|(tag, n)| {
-                let name = Trigger::ALL.iter().find(|t| **t as u32 == *tag).map_or("unknown", |t| t.name());
+                let name = Trigger::ALL.get(*tag as usize).map_or("unknown", |t| t.name());
                 (name.to_string(), *n)
             })
             .collect::<BTreeMap<_, _>>(),
@@ -118,29 +191,23 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         totals.sheaf_fail + totals.retry_sheaf_fail,
     );
 
-    let mut checks = if args.no_latency {
+    let mut checks = if plan.latency {
+        report::kernel_checks(&totals, &in_flight, &kernel_log, &paths)
+    } else {
         // Without the reclaim observers nothing can be said about early or
         // lost objects: those checks are not run, and the report says so.
         report::kernel_log_checks(&kernel_log)
-    } else {
-        report::kernel_checks(&totals, &in_flight, &kernel_log, &paths)
     };
-    checks.extend(report::checks(&triggers));
+    checks.extend(report::checks(&trigger_reports, path_misses));
     let verdict = report::verdict(&checks);
     let elapsed_s = elapsed.as_secs_f64();
     let report = Report {
         schema_version: SCHEMA_VERSION,
         tool: Tool::THIS,
         kernel,
-        parameters: Parameters {
-            duration_s: args.duration,
-            payload_size_bytes: args.payload_size,
-            gfp_zero: args.zero,
-            gfp_account: args.account,
-            perf_frequency_hz: args.perf_frequency,
-            load: !args.no_load,
-            latency: !args.no_latency,
-        },
+        plan,
+        unsupported,
+        nmi_source,
         run: RunInfo {
             started_unix_s,
             elapsed_s,
@@ -154,32 +221,33 @@ pub fn run(args: &RunArgs) -> Result<bool> {
             ops_per_s: load_ops.map_or(0.0, |n| n as f64 / elapsed_s),
         },
         totals,
-        triggers,
+        triggers: trigger_reports,
         latency: Latency { histogram: HistogramLayout::this(), paths },
         in_flight,
         slub_stats,
         kernel_log,
+        recursion_misses,
         checks,
         verdict,
     };
     eprint!("{}", report::summary(&report));
-    write(&report, args)?;
+    write(&report, args.output.as_deref())?;
     Ok(report.verdict.pass)
 }
 
 /// Prints a progress line a second until the duration is over or a signal
 /// arrives, sampling the objects in flight.
-async fn watch(probes: &Probes, args: &RunArgs, load: Option<&LoadGen>, started: Instant) -> Result<Watched> {
+async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: Instant) -> Result<Watched> {
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let deadline = tokio::time::Instant::from_std(started + Duration::from_secs(args.duration));
+    let deadline = tokio::time::Instant::from_std(started + Duration::from_secs(plan.duration_s));
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(started + Duration::from_secs(1)),
         Duration::from_secs(1),
     );
     let mut prev = TriggerCounters::default();
     let mut prev_ops = 0;
-    let mut in_flight = Vec::with_capacity(args.duration as usize + 1);
+    let mut in_flight = Vec::with_capacity(plan.duration_s as usize + 1);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(Watched { interrupted: false, in_flight }),
@@ -187,15 +255,16 @@ async fn watch(probes: &Probes, args: &RunArgs, load: Option<&LoadGen>, started:
             _ = sigterm.recv() => return Ok(Watched { interrupted: true, in_flight }),
             _ = tick.tick() => {
                 let mut now = TriggerCounters::default();
-                for t in Trigger::ALL {
+                for &t in &plan.triggers {
                     for c in probes.counters(t)? {
                         now.accumulate(&c);
                     }
                 }
-                in_flight.push(now.freed_rcu.saturating_sub(now.reclaimed + now.unattributed + now.untracked));
+                // Untracked objects are never seen reclaimed: leave them out.
+                in_flight.push(now.freed_rcu.saturating_sub(now.reclaimed + now.untracked));
                 let ops = load.map(|l| l.ops());
                 let rate = ops.map(|o| (o - prev_ops) as f64);
-                eprintln!("{}", report::progress_line(started.elapsed().as_secs(), args.duration, &now, &prev, rate));
+                eprintln!("{}", report::progress_line(started.elapsed().as_secs(), plan.duration_s, &now, &prev, rate));
                 prev = now;
                 prev_ops = ops.unwrap_or(0);
             }
@@ -203,8 +272,8 @@ async fn watch(probes: &Probes, args: &RunArgs, load: Option<&LoadGen>, started:
     }
 }
 
-fn write(report: &Report, args: &RunArgs) -> Result<()> {
-    match &args.output {
+fn write(report: &Report, output: Option<&Path>) -> Result<()> {
+    match output {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = BufWriter::new(file);

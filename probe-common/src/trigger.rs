@@ -1,0 +1,207 @@
+//! The trigger programs: what each is attached to and the context it is
+//! meant to run in. One table, read by the BPF side (the tag), the loader
+//! (how to attach), `nolock-probe list` and the report (intended context).
+
+/// The discriminant is the object's tag and the index of the trigger's slot
+/// in the `COUNTERS` map.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Trigger {
+    LockedKprobe = 0,
+    PerfEvent = 1,
+    FentryDeferredWork = 2,
+    Syscall = 3,
+    Softirq = 4,
+    Hrtimer = 5,
+    Nmi = 6,
+    FentrySlabFree = 7,
+    FentryKfreeRcuSheaf = 8,
+    FentryDeferKfreeRcu = 9,
+    FentryRcuFreeSheaf = 10,
+    FentryBarnGetEmptySheaf = 11,
+}
+
+/// How a trigger's program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    Kprobe(&'static str),
+    Fentry(&'static str),
+    /// A BTF-enabled raw tracepoint (tp_btf).
+    TpBtf(&'static str),
+    /// A perf event on every CPU of the run.
+    PerfEvent,
+}
+
+/// The context a trigger is meant to run in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intended {
+    Task,
+    Softirq,
+    Hardirq,
+    Nmi,
+    /// NMI with a hardware PMU, hardirq with the software cpu-clock.
+    NmiOrHardirq,
+    /// Wherever the hooked function runs (slab internals, lock holders).
+    Any,
+}
+
+impl Intended {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Intended::Task => "task",
+            Intended::Softirq => "softirq",
+            Intended::Hardirq => "hardirq",
+            Intended::Nmi => "nmi",
+            Intended::NmiOrHardirq => "nmi_or_hardirq",
+            Intended::Any => "any",
+        }
+    }
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 12] = [
+        Trigger::LockedKprobe,
+        Trigger::PerfEvent,
+        Trigger::FentryDeferredWork,
+        Trigger::Syscall,
+        Trigger::Softirq,
+        Trigger::Hrtimer,
+        Trigger::Nmi,
+        Trigger::FentrySlabFree,
+        Trigger::FentryKfreeRcuSheaf,
+        Trigger::FentryDeferKfreeRcu,
+        Trigger::FentryRcuFreeSheaf,
+        Trigger::FentryBarnGetEmptySheaf,
+    ];
+
+    /// (name, BPF program, attach point, intended context, what it shows).
+    const fn info(self) -> (&'static str, &'static str, Attach, Intended, &'static str) {
+        use Attach::*;
+        match self {
+            Trigger::LockedKprobe => (
+                "locked_kprobe",
+                "trigger_locked_kprobe",
+                Kprobe("slab_attach_kprobe_locked"),
+                Intended::Any,
+                "a node list_lock or the per-CPU sheaves lock held",
+            ),
+            Trigger::PerfEvent => (
+                "perf_event",
+                "trigger_perf_event",
+                PerfEvent,
+                Intended::NmiOrHardirq,
+                "a perf event overflow: NMI on a PMU, hrtimer otherwise",
+            ),
+            Trigger::FentryDeferredWork => (
+                "fentry_deferred_work",
+                "trigger_fentry_deferred_work",
+                Fentry("deferred_percpu_work_fn"),
+                Intended::Any,
+                "inside kfree_rcu_nolock()'s own deferred irq_work",
+            ),
+            Trigger::Syscall => {
+                ("syscall", "trigger_syscall", TpBtf("sys_enter"), Intended::Task, "system call entry")
+            }
+            Trigger::Softirq => (
+                "softirq",
+                "trigger_softirq",
+                TpBtf("softirq_entry"),
+                Intended::Softirq,
+                "softirq handler entry",
+            ),
+            Trigger::Hrtimer => (
+                "hrtimer",
+                "trigger_hrtimer",
+                TpBtf("hrtimer_expire_entry"),
+                Intended::Hardirq,
+                "hrtimer expiry (the tick) in hardirq",
+            ),
+            Trigger::Nmi => (
+                "nmi",
+                "trigger_nmi",
+                TpBtf("nmi_handler"),
+                Intended::Nmi,
+                "x86 NMI handlers (NMI backtrace IPIs from sysrq-l where no PMU)",
+            ),
+            Trigger::FentrySlabFree => (
+                "fentry_slab_free",
+                "trigger_fentry_slab_free",
+                Fentry("__slab_free"),
+                Intended::Any,
+                "re-entry: the slab free slow path",
+            ),
+            Trigger::FentryKfreeRcuSheaf => (
+                "fentry_kfree_rcu_sheaf",
+                "trigger_fentry_kfree_rcu_sheaf",
+                Fentry("__kfree_rcu_sheaf"),
+                Intended::Any,
+                "re-entry: kfree_rcu_nolock()'s sheaf attempt itself",
+            ),
+            Trigger::FentryDeferKfreeRcu => (
+                "fentry_defer_kfree_rcu",
+                "trigger_fentry_defer_kfree_rcu",
+                Fentry("defer_kfree_rcu"),
+                Intended::Any,
+                "re-entry: kfree_rcu_nolock()'s fallback",
+            ),
+            Trigger::FentryRcuFreeSheaf => (
+                "fentry_rcu_free_sheaf",
+                "trigger_fentry_rcu_free_sheaf",
+                Fentry("rcu_free_sheaf"),
+                Intended::Any,
+                "re-entry: an rcu sheaf's RCU callback",
+            ),
+            Trigger::FentryBarnGetEmptySheaf => (
+                "fentry_barn_get_empty_sheaf",
+                "trigger_fentry_barn_get_empty_sheaf",
+                Fentry("barn_get_empty_sheaf"),
+                Intended::Any,
+                "re-entry: taking an empty sheaf from the barn",
+            ),
+        }
+    }
+
+    /// Stable name used in the JSON, scenarios and on the command line.
+    pub const fn name(self) -> &'static str {
+        self.info().0
+    }
+
+    /// The BPF program (its function name in probe-ebpf).
+    pub const fn program(self) -> &'static str {
+        self.info().1
+    }
+
+    pub const fn attach(self) -> Attach {
+        self.info().2
+    }
+
+    pub const fn intended(self) -> Intended {
+        self.info().3
+    }
+
+    pub const fn description(self) -> &'static str {
+        self.info().4
+    }
+
+    pub fn from_name(name: &str) -> Option<Trigger> {
+        Trigger::ALL.iter().copied().find(|t| t.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_names_and_programs_are_unique() {
+        for (i, a) in Trigger::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i, "ALL is in tag order");
+            assert!((*a as u32) < crate::MAX_TRIGGERS);
+            assert_eq!(Trigger::from_name(a.name()), Some(*a));
+            for b in &Trigger::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+                assert_ne!(a.program(), b.program());
+            }
+        }
+    }
+}

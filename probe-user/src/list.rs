@@ -1,0 +1,41 @@
+//! `nolock-probe list`: the scenarios, and which triggers the running
+//! kernel supports and why not.
+
+use std::path::Path;
+
+use anyhow::Result;
+use probe_common::Trigger;
+
+use crate::{
+    btf::{KernelBtf, VMLINUX_BTF},
+    nmi, probes, readiness, scenario,
+};
+
+pub fn list() -> Result<()> {
+    println!("scenarios (--scenario NAME):");
+    for (name, text) in scenario::SCENARIOS {
+        let s = scenario::parse(name, text)?;
+        println!("  {name:<12} {}", s.description);
+        println!("  {:<12} triggers: {}", "", s.triggers.join(", "));
+    }
+    let btf =
+        Path::new(VMLINUX_BTF).exists().then(|| KernelBtf::from_file(Path::new(VMLINUX_BTF))).transpose()?;
+    let nmi_source = probes::perf_source() == probes::PerfSource::HardwareCycles || nmi::available();
+    println!("\ntriggers (--trigger NAME) on this kernel:");
+    for t in Trigger::ALL {
+        let status = match &btf {
+            None => format!("unknown: no {VMLINUX_BTF}"),
+            Some(b) => match readiness::trigger_support(b, t, nmi_source) {
+                Ok(()) => "supported".into(),
+                Err(why) => format!("unsupported: {why}"),
+            },
+        };
+        println!("  {:<28} {:<8} {}\n  {:<28} {status}", t.name(), t.intended().name(), t.description(), "");
+    }
+    if let Some(b) = &btf {
+        if let Err(e) = readiness::check(b) {
+            println!("\nthe kernel cannot run nolock-probe at all: {e}");
+        }
+    }
+    Ok(())
+}
