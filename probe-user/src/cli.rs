@@ -21,6 +21,17 @@ pub enum Command {
     Run(RunArgs),
     /// Show the scenarios, and which triggers the running kernel supports.
     List,
+    /// Convert a result to a dashboard format (on stdout).
+    Export(ExportArgs),
+    /// Compare two results; exit 1 if a gated metric regressed.
+    Compare(CompareArgs),
+    /// Show a result in the terminal, and optionally as an SVG picture.
+    Report(ReportArgs),
+    /// Check results against the JSON Schema (results/schema.json).
+    Validate {
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+    },
 }
 
 /// Options of `run`. Those left out come from the scenario, then from the
@@ -77,4 +88,38 @@ pub struct RunArgs {
     /// lost-object checks): measures what the observers cost.
     #[arg(long)]
     pub no_latency: bool,
+    /// Run the whole stress N times; the result carries every run under
+    /// `repeats`, whose spread `compare` uses [default: 1].
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+    /// Also write the result in a dashboard format, next to --output
+    /// (repeatable).
+    #[arg(long, value_enum)]
+    pub export: Vec<crate::export::Format>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum)]
+    pub format: crate::export::Format,
+    /// A result written by `nolock-probe run`.
+    pub result: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    pub base: PathBuf,
+    pub new: PathBuf,
+    /// Regression thresholds [default: the repository's results/thresholds.toml].
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    pub result: PathBuf,
+    /// Also draw the latency distributions per path and the in-flight gauge
+    /// over time into this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use probe_common::{LatencyStats, Path, PathCounters, Stage, hist};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Raw per-CPU data as read from the maps, indexed like them.
 pub struct Raw {
@@ -17,7 +17,7 @@ pub struct Raw {
     pub paths: Vec<Vec<PathCounters>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Distribution {
     pub count: u64,
     pub min_ns: u64,
@@ -29,7 +29,7 @@ pub struct Distribution {
     pub mean_ns: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bucket {
     pub low_ns: u64,
     pub high_ns: u64,
@@ -191,18 +191,18 @@ pub fn human_ns(ns: u64) -> String {
 
 /// bpftrace-style histogram of one stage: one row per power of two (the
 /// JSON keeps the finer buckets), from the first to the last non-empty row.
-pub fn render(title: &str, stage: &StageReport) -> String {
+pub fn render(title: &str, all: &Distribution, histogram: &[Bucket]) -> String {
     const WIDTH: u64 = 50;
     let mut s = format!(
         "@{title}: count {} p50 {} p99 {} max {}\n",
-        stage.all.count,
-        human_ns(stage.all.p50_ns),
-        human_ns(stage.all.p99_ns),
-        human_ns(stage.all.max_ns)
+        all.count,
+        human_ns(all.p50_ns),
+        human_ns(all.p99_ns),
+        human_ns(all.max_ns)
     );
     // Rows keyed by their lower bound: a power of two, or 0 below 64 ns.
     let mut rows: BTreeMap<u64, u64> = BTreeMap::new();
-    for b in &stage.histogram {
+    for b in histogram {
         let low = if b.low_ns == 0 { 0 } else { 1u64 << hist::msb(b.low_ns) };
         *rows.entry(low).or_default() += b.count;
     }
@@ -267,7 +267,8 @@ mod tests {
         assert_eq!(r[0].path, "fallback");
         assert_eq!(r[0].reclaimed, 1);
         assert_eq!(r[0].stages.keys().copied().collect::<Vec<_>>(), ["grace", "queued", "total"]);
-        let text = render("fallback_total", &r[0].stages["total"]);
+        let total = &r[0].stages["total"];
+        let text = render("fallback_total", &total.all, &total.histogram);
         assert!(text.starts_with("@fallback_total: count 1 p50 20.000ms"), "{text}");
         assert!(text.contains("|@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|"), "{text}");
     }

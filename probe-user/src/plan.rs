@@ -141,7 +141,7 @@ mod tests {
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).expect("parses").command {
             Command::Run(r) => Plan::new(&r),
-            Command::List => unreachable!(),
+            _ => unreachable!("only run is parsed here"),
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     kernel::KernelInfo,
     kmsg::Finding,
-    latency::{self, HistogramLayout, PathReport},
+    latency::{HistogramLayout, PathReport},
     nmi::NmiSourceReport,
     plan::Plan,
     slub_stats::CrossCheck,
@@ -83,7 +83,7 @@ impl Tool {
     pub const THIS: Tool = Tool { name: "nolock-probe", version: env!("CARGO_PKG_VERSION") };
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Unsupported {
     pub trigger: &'static str,
     pub reason: String,
@@ -280,60 +280,6 @@ pub fn progress_line(
         line.push_str(&format!(" | load {rate:.0} ops/s"));
     }
     line
-}
-
-/// The end-of-run table, one row per trigger and CPU.
-pub fn summary(report: &Report) -> String {
-    let mut s = format!(
-        "{:<22} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  contexts (task/softirq/hardirq/nmi)\n",
-        "trigger", "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
-    );
-    for t in &report.triggers {
-        let rows =
-            t.per_cpu.iter().map(|c| (c.cpu.to_string(), &c.counters)).chain([("all".to_string(), &t.total)]);
-        for (cpu, c) in rows {
-            s.push_str(&format!(
-                "{:<22} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  {}\n",
-                t.name,
-                cpu,
-                c.calls,
-                c.alloc_fail,
-                c.sheaf,
-                c.fallback,
-                c.sheaf_call_rcu + c.sheaf_call_rcu_deferred,
-                c.sheaf_call_rcu_deferred,
-                c.alloc_ctx.map(|n| n.to_string()).join("/"),
-            ));
-        }
-    }
-    for p in &report.latency.paths {
-        s.push_str(&format!("\npath {}: {} reclaimed, {} premature\n", p.path, p.reclaimed, p.premature));
-        if let (Some(q), Some(g)) = (p.stages.get("queued"), p.stages.get("grace")) {
-            let what = if p.path == "fallback" { "deferred work" } else { "sheaf fill" };
-            s.push_str(&format!(
-                "  wait = {what} (p50 {}, p99 {}) + grace period (p50 {}, p99 {})\n",
-                latency::human_ns(q.all.p50_ns),
-                latency::human_ns(q.all.p99_ns),
-                latency::human_ns(g.all.p50_ns),
-                latency::human_ns(g.all.p99_ns)
-            ));
-        }
-        if let Some(t) = p.stages.get("total") {
-            s.push_str(&latency::render(&format!("{}_total", p.path), t));
-        }
-    }
-    s.push_str(&format!(
-        "\nin flight: peak {}, lost after drain {}, untracked {}\n",
-        report.in_flight.peak, report.in_flight.lost, report.in_flight.untracked
-    ));
-    if report.slub_stats.available {
-        s.push_str(&format!("SLUB_STATS: {}\n", report.slub_stats.explanation));
-    }
-    s.push_str(&format!("verdict: {}\n", if report.verdict.pass { "pass" } else { "FAIL" }));
-    for r in &report.verdict.reasons {
-        s.push_str(&format!("  {r}\n"));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     btf::{KernelBtf, VMLINUX_BTF},
     cli::RunArgs,
-    kallsyms,
+    export, kallsyms,
     kernel::KernelInfo,
     kmsg::KernelLog,
     latency::{self, HistogramLayout},
@@ -28,7 +28,7 @@ use crate::{
         self, InFlightReport, KernelLogReport, Latency, LoadInfo, Report, RunInfo, SCHEMA_VERSION, Tool,
         TriggerReport, Unsupported,
     },
-    slub_stats,
+    slub_stats, view,
 };
 
 /// What the once-a-second watch saw.
@@ -105,17 +105,83 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         loader_tgid: std::process::id(),
         track: u32::from(plan.latency),
     };
-    let kernel = KernelInfo::read();
     // The cross-check follows the cache of the first payload size.
     let cache =
         slub_stats::cache_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
+    let setup = Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, cache };
+
+    let mut runs = Vec::new();
+    for i in 0..args.repeat.max(1) {
+        if args.repeat > 1 {
+            eprintln!("nolock-probe: repeat {}/{}", i + 1, args.repeat);
+        }
+        let report = once(&setup)?;
+        eprint!("{}", view::render(&serde_json::to_value(&report)?));
+        let interrupted = report.run.interrupted;
+        runs.push(report);
+        if interrupted {
+            break;
+        }
+    }
+    let document = combine(runs)?;
+    write(&document, args.output.as_deref())?;
+    for format in &args.export {
+        let base = args.output.clone().unwrap_or_else(|| "nolock-probe.json".into());
+        for (suffix, doc) in export::export(&document, *format)? {
+            let path = base.with_extension(format!("{suffix}.json"));
+            std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("nolock-probe: wrote {}", path.display());
+        }
+    }
+    Ok(document["verdict"]["pass"] == serde_json::Value::Bool(true))
+}
+
+/// Everything the runs of one invocation share.
+struct Setup<'a> {
+    plan: &'a Plan,
+    cfg: RunConfig,
+    triggers: Vec<Trigger>,
+    unsupported: Vec<Unsupported>,
+    cpus: Vec<u32>,
+    pmu: bool,
+    cache: String,
+}
+
+/// One run, or with --repeat the last run with every run under `repeats`
+/// (their spread is what `compare` weighs changes against) and a verdict
+/// that fails if any run failed.
+fn combine(runs: Vec<Report>) -> Result<serde_json::Value> {
+    let values: Vec<serde_json::Value> = runs.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+    let mut document = values.last().cloned().context("no run was made")?;
+    if values.len() > 1 {
+        let reasons: Vec<serde_json::Value> = values
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| {
+                v["verdict"]["reasons"].as_array().cloned().unwrap_or_default().into_iter().map(move |r| {
+                    serde_json::Value::String(format!("repeat {}: {}", i + 1, r.as_str().unwrap_or("")))
+                })
+            })
+            .collect();
+        document["verdict"] = serde_json::json!({"pass": reasons.is_empty(), "reasons": reasons});
+        document["repeats"] = serde_json::Value::Array(values);
+    }
+    Ok(document)
+}
+
+/// Attach, stress, detach, drain and report, once.
+fn once(setup: &Setup) -> Result<Report> {
+    let Setup { plan, cfg, triggers, pmu, cache, .. } = setup;
+    let (pmu, cpus) = (*pmu, setup.cpus.clone());
+    let kernel = KernelInfo::read();
     let mut kernel_log = KernelLog::open_at_end();
 
-    let mut probes = Probes::load(&cfg, &triggers)?;
+    let mut probes = Probes::load(cfg, triggers)?;
     probes.attach_observers(plan.latency)?;
-    let slub_before = slub_stats::read(&cache);
+    let slub_before = slub_stats::read(cache);
     let mut load = if plan.load { Some(LoadGen::start(&cpus)?) } else { None };
-    let attachments = probes.attach_triggers(&triggers, &cpus, plan.perf_frequency_hz)?;
+    let attachments = probes.attach_triggers(triggers, &cpus, plan.perf_frequency_hz)?;
     let nmi_wanted = triggers.contains(&Trigger::Nmi);
     let mut sysrq = if nmi_wanted && !pmu { Some(SysrqNmi::start(plan.nmi_rate_hz)?) } else { None };
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -127,13 +193,13 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         cpus.len(),
         plan.duration_s
     );
-    for u in &unsupported {
+    for u in &setup.unsupported {
         eprintln!("nolock-probe: trigger {} skipped: {}", u.trigger, u.reason);
     }
 
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
-    let watched = runtime.block_on(watch(&probes, &plan, load.as_ref(), started))?;
+    let watched = runtime.block_on(watch(&probes, plan, load.as_ref(), started))?;
     let elapsed = started.elapsed();
 
     probes.detach_triggers();
@@ -167,7 +233,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     drop(probes);
     let path_misses: u64 =
         ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"].iter().filter_map(|p| recursion_misses.get(*p)).sum();
-    let slub_after = slub_stats::read(&cache);
+    let slub_after = slub_stats::read(cache);
 
     let in_flight = InFlightReport {
         peak: watched.in_flight.iter().copied().max().unwrap_or(0),
@@ -184,7 +250,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     };
     let kernel_log = KernelLogReport { scanned: kernel_log.scanned(), findings: kernel_log.findings() };
     let slub_stats = slub_stats::cross_check(
-        &cache,
+        cache,
         slub_before,
         slub_after,
         totals.sheaf + totals.retry_sheaf,
@@ -205,8 +271,8 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         schema_version: SCHEMA_VERSION,
         tool: Tool::THIS,
         kernel,
-        plan,
-        unsupported,
+        plan: (*plan).clone(),
+        unsupported: setup.unsupported.clone(),
         nmi_source,
         run: RunInfo {
             started_unix_s,
@@ -230,9 +296,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         checks,
         verdict,
     };
-    eprint!("{}", report::summary(&report));
-    write(&report, args.output.as_deref())?;
-    Ok(report.verdict.pass)
+    Ok(report)
 }
 
 /// Prints a progress line a second until the duration is over or a signal
@@ -272,7 +336,7 @@ async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: In
     }
 }
 
-fn write(report: &Report, output: Option<&Path>) -> Result<()> {
+fn write(report: &serde_json::Value, output: Option<&Path>) -> Result<()> {
     match output {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

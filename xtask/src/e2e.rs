@@ -80,6 +80,52 @@ pub fn verification_problems(report: &Value) -> Vec<String> {
     problems
 }
 
+/// Every problem with a run of the `all` scenario: each trigger either ran
+/// (calls on some CPU, and objects allocated in its intended context) or is
+/// listed as unsupported with a reason; at least `min_kinds` ran. On
+/// PREEMPT_RT, kmalloc_nolock() fails in hardirq and NMI context, so there
+/// a hardirq or NMI trigger whose every allocation failed also counts.
+pub fn all_problems(report: &Value, names: &[&str], min_kinds: usize, rt: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let triggers = report["triggers"].as_array().cloned().unwrap_or_default();
+    let unsupported = report["unsupported"].as_array().cloned().unwrap_or_default();
+    let mut ran = 0;
+    for name in names {
+        if let Some(u) = unsupported.iter().find(|u| u["trigger"] == *name) {
+            if u["reason"].as_str().unwrap_or("").is_empty() {
+                problems.push(format!("trigger {name} is unsupported without a reason"));
+            }
+            continue;
+        }
+        let Some(t) = triggers.iter().find(|t| t["name"] == *name) else {
+            problems.push(format!("trigger {name} is neither in the report nor listed as unsupported"));
+            continue;
+        };
+        let n = |k: &str| t["total"][k].as_u64().unwrap_or(0);
+        let ctx = |k: &str| t["total"]["alloc_ctx"][k].as_u64().unwrap_or(0);
+        if n("calls") == 0 {
+            problems.push(format!("trigger {name} never fired"));
+            continue;
+        }
+        ran += 1;
+        let intended = t["intended"].as_str().unwrap_or("");
+        let in_intended = match intended {
+            "nmi_or_hardirq" => ctx("nmi") + ctx("hardirq"),
+            "any" => n("calls") - n("alloc_fail"),
+            c => ctx(c),
+        };
+        let rt_refused =
+            rt && matches!(intended, "hardirq" | "nmi" | "nmi_or_hardirq") && n("alloc_fail") == n("calls");
+        if in_intended == 0 && !rt_refused {
+            problems.push(format!("trigger {name} never allocated in its intended context ({intended})"));
+        }
+    }
+    if ran < min_kinds {
+        problems.push(format!("only {ran} trigger kinds fired, fewer than {min_kinds}"));
+    }
+    problems
+}
+
 /// What a fault kernel's run must show: a failed verdict with a reason
 /// that starts with `reason`.
 pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
@@ -150,6 +196,34 @@ mod tests {
                 "5 objects lost on a healthy kernel",
                 "path sheaf_immediate has no grace samples",
                 "no latency for path fallback",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_all_scenario_needs_each_trigger_in_its_context_or_a_reason() {
+        let t = |name: &str, intended: &str, calls: u64, fail: u64, ctx: &str| {
+            json!({"name": name, "intended": intended,
+                   "total": {"calls": calls, "alloc_fail": fail, "alloc_ctx": {ctx: calls - fail}}})
+        };
+        let r = json!({
+            "triggers": [t("syscall", "task", 5, 0, "task"), t("hrtimer", "hardirq", 4, 4, "hardirq")],
+            "unsupported": [{"trigger": "nmi", "reason": "nothing raises NMIs"}],
+        });
+        let names = ["syscall", "hrtimer", "nmi"];
+        assert_eq!(all_problems(&r, &names, 2, true), Vec::<String>::new());
+        // Off RT, a hardirq trigger whose allocations all fail is a problem.
+        assert_eq!(
+            all_problems(&r, &names, 2, false),
+            ["trigger hrtimer never allocated in its intended context (hardirq)"]
+        );
+        assert_eq!(all_problems(&r, &names, 3, true), ["only 2 trigger kinds fired, fewer than 3"]);
+        let wrong = json!({"triggers": [t("syscall", "task", 5, 0, "softirq")], "unsupported": []});
+        assert_eq!(
+            all_problems(&wrong, &["syscall", "nmi"], 1, false),
+            [
+                "trigger syscall never allocated in its intended context (task)",
+                "trigger nmi is neither in the report nor listed as unsupported"
             ]
         );
     }

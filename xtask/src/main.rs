@@ -74,6 +74,10 @@ struct VmArgs {
     /// Where the JSON goes (default results/vm-<config>-<time>.json).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// After nolock-probe, load the in-tree slub_kunit test in the guest and
+    /// save its KTAP output next to the JSON.
+    #[arg(long)]
+    slub_kunit: bool,
     /// nolock-probe's arguments (default: run --duration 20).
     #[arg(last = true)]
     args: Vec<String>,
@@ -128,6 +132,7 @@ impl Ctx {
         args: Vec<String>,
         smp: u32,
         out: PathBuf,
+        slub_kunit: bool,
     ) -> Result<vm::Outcome> {
         let artifacts = self.build()?;
         let duration = duration_of(&args);
@@ -144,6 +149,7 @@ impl Ctx {
                 json_out: out.clone(),
                 timeout,
                 allow: vm::allow_list(),
+                slub_kunit,
             }
             .run()
         })
@@ -207,7 +213,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     utc_stamp()
                 ))
             });
-            let outcome = ctx.vm(&image, args, v.smp, out)?;
+            let outcome = ctx.vm(&image, args, v.smp, out.clone(), v.slub_kunit)?;
+            if v.slub_kunit {
+                let ktap = out.with_extension("slub_kunit.txt");
+                std::fs::write(&ktap, outcome.kunit.join("\n") + "\n")?;
+                eprintln!("xtask: slub_kunit output: {}", ktap.display());
+            }
             eprintln!("xtask: console log: {}", outcome.console_log.display());
             if let Some(json) = &outcome.json {
                 eprintln!("xtask: results: {}", json.display());

@@ -16,6 +16,10 @@ pub struct TestArgs {
     /// Only the tests that need no VM (unit tests, checkpatch, refusal).
     #[arg(long)]
     pub no_vm: bool,
+    /// Also run the `all` scenario on the PREEMPT_RT kernel (a second full
+    /// kernel build the first time, about 5 minutes here).
+    #[arg(long)]
+    pub rt: bool,
 }
 
 /// Runs every test; each failure is reported, the others still run.
@@ -30,6 +34,16 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
     ));
     if !args.no_vm {
         results.push(("end-to-end in the VM", step("test: end-to-end run in the VM", || end_to_end(ctx))));
+        results.push((
+            "all triggers on the debug kernel",
+            step("test: scenario all on the debug kernel", || all_scenario(ctx, "debug")),
+        ));
+        if args.rt {
+            results.push((
+                "all triggers on the RT kernel",
+                step("test: scenario all on the RT kernel", || all_scenario(ctx, "rt")),
+            ));
+        }
         for (fault, reason) in FAULTS {
             let name = format!("test: fault kernel {fault} fails with {reason}");
             results.push((fault, step(&name, || fault_run(ctx, fault, reason))));
@@ -120,12 +134,48 @@ const FAULTS: [(&str, &str); 3] = [
     ("spin-on-nolock", "console: [lockdep]"),
 ];
 
+/// The `all` scenario on kernel `flavor`: every trigger fired in its
+/// intended context or is listed as unsupported with its reason.
+fn all_scenario(ctx: &Ctx, flavor: &str) -> Result<()> {
+    let image = ctx.kernel(flavor, &[], None)?;
+    let out = ctx.cache.join(format!("test-results/all-{flavor}.json"));
+    let _ = fs::remove_file(&out);
+    let outcome = ctx.vm(
+        &image,
+        ["run", "--scenario", "all", "--duration", "10"].map(String::from).to_vec(),
+        2,
+        out,
+        false,
+    )?;
+    if let Some(why) = outcome.describe_failure() {
+        bail!("{why} (console: {})", outcome.console_log.display());
+    }
+    let json = outcome.json.context("the guest sent no JSON back")?;
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let names: Vec<&str> = report["plan"]["triggers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if names.len() < 12 {
+        bail!("the all scenario planned {} triggers, not 12", names.len());
+    }
+    let problems = e2e::all_problems(&report, &names, 7, flavor == "rt");
+    if !problems.is_empty() {
+        bail!(
+            "the all scenario on {flavor} ({}) does not show what it must:\n  {}",
+            json.display(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 /// A short run on a kernel with `fault` applied must fail with `reason`.
 fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
     let image = ctx.kernel("debug", &[fault.to_string()], None)?;
     let out = ctx.cache.join(format!("test-results/fault-{fault}.json"));
     let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(&image, ["run", "--duration", "8"].map(String::from).to_vec(), 2, out)?;
+    let outcome = ctx.vm(&image, ["run", "--duration", "8"].map(String::from).to_vec(), 2, out, false)?;
     let json = outcome.json.context("the fault run left no JSON")?;
     let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
     let problems = e2e::fault_problems(&report, reason);
@@ -144,7 +194,7 @@ fn end_to_end(ctx: &Ctx) -> Result<()> {
     let image = ctx.kernel("debug", &[], None)?;
     let out = ctx.cache.join("test-results/e2e.json");
     let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(&image, ["run", "--duration", "10"].map(String::from).to_vec(), 2, out)?;
+    let outcome = ctx.vm(&image, ["run", "--duration", "10"].map(String::from).to_vec(), 2, out, false)?;
     if let Some(why) = outcome.describe_failure() {
         bail!("{why} (console: {})", outcome.console_log.display());
     }

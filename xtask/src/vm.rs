@@ -20,6 +20,8 @@ use crate::{kernel::Image, root::Root};
 /// Printed by the guest's init with nolock-probe's exit status.
 const EXIT_MARKER: &str = "NOLOCK-PROBE-EXIT ";
 const START_MARKER: &str = "NOLOCK-PROBE-START";
+const KUNIT_START: &str = "NOLOCK-PROBE-KUNIT-START";
+const KUNIT_END: &str = "NOLOCK-PROBE-KUNIT-END";
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -38,6 +40,14 @@ rc=$?
 # The JSON goes out on the second serial port, the console stays readable.
 if [ -f /tmp/result.json ]; then cat /tmp/result.json > /dev/ttyS1; fi
 echo "NOLOCK-PROBE-EXIT $rc"
+# The in-tree slub_kunit test, for comparison (cargo xtask vm --slub-kunit).
+# KUnit reports at KERN_INFO, below the console's level: print its log.
+if [ -f /slub-kunit ]; then
+    echo NOLOCK-PROBE-KUNIT-START
+    for m in kunit slub_kunit; do insmod "$(find /lib/modules -name "$m.ko" | head -n 1)"; done
+    dmesg | sed -n '/KTAP version/,$p'
+    echo NOLOCK-PROBE-KUNIT-END
+fi
 sleep 1
 reboot -f
 "#;
@@ -56,6 +66,8 @@ pub struct VmRun<'a> {
     pub timeout: Duration,
     /// Console lines containing one of these are not findings.
     pub allow: Vec<String>,
+    /// Also load the in-tree slub_kunit module after nolock-probe.
+    pub slub_kunit: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +81,8 @@ pub struct Outcome {
     pub console_log: PathBuf,
     /// The last console lines, for error messages.
     pub tail: Vec<String>,
+    /// slub_kunit's KTAP output, when it ran.
+    pub kunit: Vec<String>,
 }
 
 impl Outcome {
@@ -184,6 +198,9 @@ impl VmRun<'_> {
         if self.kernel.modules.join("lib/modules").exists() {
             copy_tree(&self.kernel.modules.join("lib/modules"), &stage.join("lib/modules"))?;
         }
+        if self.slub_kunit {
+            fs::write(stage.join("slub-kunit"), "")?;
+        }
         set_executable(&init)?;
         set_executable(&stage.join("bin/busybox"))?;
         set_executable(&stage.join("nolock-probe"))?;
@@ -241,8 +258,10 @@ impl VmRun<'_> {
             json: None,
             console_log: console_log.clone(),
             tail: Vec::new(),
+            kunit: Vec::new(),
         };
         let mut started = false;
+        let mut in_kunit = false;
         // After the first finding, keep reading a little for its trace.
         let mut stop_at: Option<Instant> = None;
         loop {
@@ -271,6 +290,17 @@ impl VmRun<'_> {
             if line.contains(START_MARKER) {
                 started = true;
                 continue;
+            }
+            if line.contains(KUNIT_START) {
+                in_kunit = true;
+                continue;
+            }
+            if line.contains(KUNIT_END) {
+                in_kunit = false;
+                continue;
+            }
+            if in_kunit {
+                outcome.kunit.push(console::strip_timestamp(&line).to_string());
             }
             if let Some(rc) = line.strip_prefix(EXIT_MARKER) {
                 outcome.exit = rc.trim().parse().ok();
@@ -370,6 +400,7 @@ mod tests {
             json: None,
             console_log: PathBuf::new(),
             tail: vec![],
+            kunit: vec![],
         };
         assert_eq!(o.describe_failure(), None);
         o.exit = None;

@@ -1,0 +1,175 @@
+//! `nolock-probe compare BASE NEW`: per metric, the change and its spread,
+//! and a gate that fails when a gated metric regresses beyond its
+//! threshold and beyond the noise the repeats show.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::metrics::{Better, Metric, metrics};
+
+/// The repository's default thresholds.
+pub const DEFAULT_THRESHOLDS: &str = include_str!("../../results/thresholds.toml");
+
+pub fn parse_thresholds(text: &str) -> Result<Vec<(String, f64)>> {
+    let table: toml::Table = toml::from_str(text).context("the thresholds file is not valid TOML")?;
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let t = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+            t.map(|t| (k.clone(), t)).with_context(|| format!("threshold {k} is not a number"))
+        })
+        .collect()
+}
+
+/// `*` matches any run of characters.
+fn matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(pos) = rest.find(part) else { return false };
+            rest = &rest[pos + part.len()..];
+        }
+    }
+    true
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub unit: &'static str,
+    pub base: f64,
+    pub new: f64,
+    /// (new - base) / base; for a zero base, 0 or infinite.
+    pub change: f64,
+    /// Twice the combined standard deviation of the repeats.
+    pub noise: f64,
+    pub threshold: Option<f64>,
+    pub regressed: bool,
+}
+
+pub fn compare(base: &Value, new: &Value, thresholds: &[(String, f64)]) -> Vec<Row> {
+    let new_metrics = metrics(new);
+    let mut rows = Vec::new();
+    for b in metrics(base) {
+        let Some(n) = new_metrics.iter().find(|m| m.name == b.name) else { continue };
+        rows.push(row(&b, n, thresholds));
+    }
+    rows
+}
+
+fn row(b: &Metric, n: &Metric, thresholds: &[(String, f64)]) -> Row {
+    let delta = n.value - b.value;
+    let change = if b.value != 0.0 {
+        delta / b.value.abs()
+    } else if delta == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY.copysign(delta)
+    };
+    let worse = match b.better {
+        Better::Smaller => change,
+        Better::Bigger => -change,
+    };
+    let noise = 2.0 * (b.stddev.powi(2) + n.stddev.powi(2)).sqrt();
+    let threshold = thresholds.iter().find(|(p, _)| matches(p, &b.name)).map(|(_, t)| *t);
+    let regressed = threshold.is_some_and(|t| worse > t && delta.abs() > noise);
+    Row {
+        name: b.name.clone(),
+        unit: b.unit,
+        base: b.value,
+        new: n.value,
+        change,
+        noise,
+        threshold,
+        regressed,
+    }
+}
+
+pub fn render(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<48} {:>14} {:>14} {:>9} {:>12} {:>9}\n",
+        "metric", "base", "new", "change", "± noise", "gate"
+    );
+    for r in rows {
+        let gate = match (r.threshold, r.regressed) {
+            (None, _) => "-".to_string(),
+            (Some(_), true) => "REGRESSED".to_string(),
+            (Some(t), false) => format!("ok ({:.0}%)", t * 100.0),
+        };
+        s.push_str(&format!(
+            "{:<48} {:>14.1} {:>14.1} {:>8.1}% {:>12.1} {:>9}\n",
+            r.name,
+            r.base,
+            r.new,
+            r.change * 100.0,
+            r.noise,
+            gate
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::metrics::tests::report;
+
+    #[test]
+    fn patterns_match_with_stars() {
+        assert!(matches("latency.*.total.p99_ns", "latency.fallback.total.p99_ns"));
+        assert!(!matches("latency.*.total.p99_ns", "latency.fallback.grace.p99_ns"));
+        assert!(matches("lost", "lost"));
+        assert!(!matches("lost", "lost_x"));
+    }
+
+    #[test]
+    fn the_default_thresholds_parse() {
+        let t = parse_thresholds(DEFAULT_THRESHOLDS).unwrap();
+        assert!(t.iter().any(|(p, v)| p == "premature" && *v == 0.0));
+    }
+
+    #[test]
+    fn a_regression_beyond_threshold_and_noise_fires_the_gate() {
+        let t = parse_thresholds(DEFAULT_THRESHOLDS).unwrap();
+        let rows = compare(&report(1000, 2_000_000), &report(1000, 5_000_000), &t);
+        let p99 = rows.iter().find(|r| r.name == "latency.fallback.total.p99_ns").unwrap();
+        assert!(p99.regressed, "{p99:?}");
+        assert!((p99.change - 1.5).abs() < 1e-9);
+        // The same numbers: nothing regressed.
+        assert!(compare(&report(1000, 2_000_000), &report(1000, 2_000_000), &t).iter().all(|r| !r.regressed));
+        // Faster is never a regression.
+        assert!(compare(&report(1000, 2_000_000), &report(1000, 1_000_000), &t).iter().all(|r| !r.regressed));
+        // Any premature free is one (threshold 0, base 0).
+        let mut bad = report(1000, 2_000_000);
+        bad["totals"]["premature"] = json!(3);
+        assert!(
+            compare(&report(1000, 2_000_000), &bad, &t).iter().any(|r| r.name == "premature" && r.regressed)
+        );
+    }
+
+    #[test]
+    fn noise_from_repeats_keeps_the_gate_quiet() {
+        let t = vec![("latency.*.total.p99_ns".to_string(), 0.1)];
+        let noisy = |a: u64, b: u64| {
+            let mut r = report(1000, (a + b) / 2);
+            r["repeats"] = json!([report(1000, a), report(1000, b)]);
+            r
+        };
+        // Means 2.0 ms and 2.5 ms (+25% > 10%), but the repeats spread by 2 ms.
+        let rows = compare(&noisy(1_000_000, 3_000_000), &noisy(1_500_000, 3_500_000), &t);
+        assert!(rows.iter().all(|r| !r.regressed), "{rows:?}");
+        let rows = compare(&noisy(1_900_000, 2_100_000), &noisy(2_400_000, 2_600_000), &t);
+        assert!(rows.iter().any(|r| r.regressed), "{rows:?}");
+    }
+}

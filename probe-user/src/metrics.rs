@@ -1,0 +1,148 @@
+//! The numbers a dashboard tracks, taken from a result document: what
+//! `export` publishes and `compare` gates on. Read from JSON values, so any
+//! result of this schema version can be compared with any other.
+
+use serde_json::Value;
+
+/// Which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Smaller,
+    Bigger,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Dotted name, e.g. `latency.fallback.total.p99_ns`.
+    pub name: String,
+    /// "ns", "calls/s", "ops/s" or "objects".
+    pub unit: &'static str,
+    /// The mean over the repeats (the one value without repeats).
+    pub value: f64,
+    /// Smallest and largest over the repeats.
+    pub low: f64,
+    pub high: f64,
+    /// Standard deviation over the repeats (0 without repeats).
+    pub stddev: f64,
+    pub better: Better,
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// The metrics of one run document (without its repeats).
+fn single(report: &Value) -> Vec<(String, &'static str, f64, Better)> {
+    let mut out = Vec::new();
+    let elapsed = num(&report["run"]["elapsed_s"]).unwrap_or(0.0).max(1e-9);
+    let t = &report["totals"];
+    if let Some(calls) = num(&t["calls"]) {
+        out.push(("calls_per_s".into(), "calls/s", calls / elapsed, Better::Bigger));
+    }
+    for trig in report["triggers"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(calls)) = (trig["name"].as_str(), num(&trig["total"]["calls"])) {
+            out.push((format!("trigger.{name}.calls_per_s"), "calls/s", calls / elapsed, Better::Bigger));
+        }
+    }
+    for (key, name) in [("alloc_fail", "alloc_fail"), ("premature", "premature"), ("untracked", "untracked")]
+    {
+        if let Some(v) = num(&t[key]) {
+            out.push((name.into(), "objects", v, Better::Smaller));
+        }
+    }
+    if let Some(v) = num(&report["in_flight"]["lost"]) {
+        out.push(("lost".into(), "objects", v, Better::Smaller));
+    }
+    if let Some(v) = num(&report["in_flight"]["peak"]) {
+        out.push(("in_flight_peak".into(), "objects", v, Better::Smaller));
+    }
+    if report["load"]["enabled"] == Value::Bool(true) {
+        if let Some(v) = num(&report["load"]["ops_per_s"]) {
+            out.push(("load_ops_per_s".into(), "ops/s", v, Better::Bigger));
+        }
+    }
+    for p in report["latency"]["paths"].as_array().into_iter().flatten() {
+        let Some(path) = p["path"].as_str() else { continue };
+        let Some(stages) = p["stages"].as_object() else { continue };
+        for (stage, d) in stages {
+            for q in ["p50_ns", "p99_ns"] {
+                if let Some(v) = num(&d[q]) {
+                    out.push((format!("latency.{path}.{stage}.{q}"), "ns", v, Better::Smaller));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every metric of a result; with `repeats`, mean and spread over them.
+pub fn metrics(report: &Value) -> Vec<Metric> {
+    let runs: Vec<&Value> = match report["repeats"].as_array() {
+        Some(r) if !r.is_empty() => r.iter().collect(),
+        _ => vec![report],
+    };
+    let per_run: Vec<Vec<(String, &'static str, f64, Better)>> = runs.iter().map(|r| single(r)).collect();
+    let mut out = Vec::new();
+    for (name, unit, _, better) in &per_run[0] {
+        let values: Vec<f64> =
+            per_run.iter().filter_map(|m| m.iter().find(|x| &x.0 == name).map(|x| x.2)).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        out.push(Metric {
+            name: name.clone(),
+            unit,
+            value: mean,
+            low: values.iter().copied().fold(f64::INFINITY, f64::min),
+            high: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            stddev: var.sqrt(),
+            better: *better,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+pub mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    pub fn report(calls: u64, p99: u64) -> Value {
+        json!({
+            "run": {"elapsed_s": 10.0},
+            "totals": {"calls": calls, "alloc_fail": 0, "premature": 0, "untracked": 0},
+            "triggers": [{"name": "perf_event", "total": {"calls": calls}}],
+            "in_flight": {"lost": 0, "peak": 100},
+            "load": {"enabled": true, "ops_per_s": 500.0},
+            "latency": {"paths": [{"path": "fallback", "stages": {"total": {"p50_ns": p99 / 2, "p99_ns": p99}}}]},
+            "verdict": {"pass": true, "reasons": []},
+        })
+    }
+
+    #[test]
+    fn metrics_have_names_units_and_directions() {
+        let m = metrics(&report(1000, 2_000_000));
+        let get = |n: &str| m.iter().find(|x| x.name == n).unwrap().clone();
+        assert_eq!(get("calls_per_s").value, 100.0);
+        assert_eq!(get("calls_per_s").better, Better::Bigger);
+        assert_eq!(get("latency.fallback.total.p99_ns").value, 2_000_000.0);
+        assert_eq!(get("latency.fallback.total.p99_ns").unit, "ns");
+        assert_eq!(get("lost").better, Better::Smaller);
+        assert_eq!(get("trigger.perf_event.calls_per_s").unit, "calls/s");
+    }
+
+    #[test]
+    fn repeats_give_mean_and_spread() {
+        let mut r = report(1000, 10);
+        r["repeats"] = json!([report(1000, 10), report(3000, 30)]);
+        let m = metrics(&r);
+        let c = m.iter().find(|x| x.name == "calls_per_s").unwrap();
+        assert_eq!((c.value, c.low, c.high), (200.0, 100.0, 300.0));
+        assert!((c.stddev - 141.42).abs() < 0.01, "{}", c.stddev);
+    }
+}

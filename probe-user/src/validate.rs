@@ -1,0 +1,78 @@
+//! `nolock-probe validate`: results against the repository's JSON Schema.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+pub const SCHEMA: &str = include_str!("../../results/schema.json");
+
+/// Every way `result` breaks the schema; empty when it follows it.
+pub fn problems(result: &Value) -> Result<Vec<String>> {
+    let schema: Value = serde_json::from_str(SCHEMA).context("results/schema.json is not JSON")?;
+    let validator =
+        jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("the schema is invalid: {e}"))?;
+    let mut out: Vec<String> =
+        validator.iter_errors(result).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    // Repeated runs are results of their own.
+    for (i, run) in result["repeats"].as_array().into_iter().flatten().enumerate() {
+        out.extend(validator.iter_errors(run).map(|e| format!("repeats/{i}{}: {e}", e.instance_path())));
+    }
+    Ok(out)
+}
+
+pub fn validate(files: &[impl AsRef<Path>]) -> Result<()> {
+    let mut bad = 0;
+    for f in files {
+        let f = f.as_ref();
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let value: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", f.display()))?;
+        let p = problems(&value)?;
+        if p.is_empty() {
+            println!("{}: valid", f.display());
+        } else {
+            bad += 1;
+            println!("{}: {} problems", f.display(), p.len());
+            for x in p.iter().take(20) {
+                println!("  {x}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} of {} results do not follow results/schema.json", files.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every result committed to results/ follows the schema.
+    #[test]
+    fn committed_results_follow_the_schema() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        let mut checked = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            // Results only: not the schema, exports or other documents.
+            if !name.ends_with(".json") || name == "schema.json" || name.matches('.').count() > 1 {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            let problems = problems(&v).unwrap();
+            assert!(problems.is_empty(), "{name}: {problems:#?}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no result in {}", dir.display());
+    }
+
+    #[test]
+    fn a_broken_result_is_caught() {
+        let v = serde_json::json!({"schema_version": 1, "tool": {"name": "nolock-probe", "version": "0"}});
+        let p = problems(&v).unwrap();
+        assert!(p.iter().any(|x| x.contains("kernel")), "{p:?}");
+    }
+}

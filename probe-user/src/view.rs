@@ -1,0 +1,123 @@
+//! The terminal view of a result: the end-of-run summary and `nolock-probe
+//! report`. Rendered from the JSON document itself, so a saved result looks
+//! exactly like the run that made it.
+
+use serde_json::Value;
+
+use crate::latency::{self, Bucket, Distribution};
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// Triggers per CPU, latency histograms per path, in-flight, verdict.
+pub fn render(report: &Value) -> String {
+    let mut s = format!(
+        "{:<28} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  contexts (task/softirq/hardirq/nmi)\n",
+        "trigger (intended)", "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
+    );
+    for t in report["triggers"].as_array().into_iter().flatten() {
+        let name =
+            format!("{} ({})", t["name"].as_str().unwrap_or("?"), t["intended"].as_str().unwrap_or("?"));
+        let per_cpu = t["per_cpu"].as_array().cloned().unwrap_or_default();
+        let rows =
+            per_cpu.iter().map(|c| (c["cpu"].to_string(), c)).chain([("all".to_string(), &t["total"])]);
+        for (cpu, c) in rows {
+            let ctx =
+                ["task", "softirq", "hardirq", "nmi"].map(|k| u(&c["alloc_ctx"][k]).to_string()).join("/");
+            s.push_str(&format!(
+                "{:<28} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  {ctx}\n",
+                name,
+                cpu,
+                u(&c["calls"]),
+                u(&c["alloc_fail"]),
+                u(&c["sheaf"]),
+                u(&c["fallback"]),
+                u(&c["sheaf_call_rcu"]) + u(&c["sheaf_call_rcu_deferred"]),
+                u(&c["sheaf_call_rcu_deferred"]),
+            ));
+        }
+    }
+    for x in report["unsupported"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "{:<28} unsupported: {}\n",
+            x["trigger"].as_str().unwrap_or("?"),
+            x["reason"].as_str().unwrap_or("")
+        ));
+    }
+    for p in report["latency"]["paths"].as_array().into_iter().flatten() {
+        let path = p["path"].as_str().unwrap_or("?");
+        s.push_str(&format!(
+            "\npath {path}: {} reclaimed, {} premature\n",
+            u(&p["reclaimed"]),
+            u(&p["premature"])
+        ));
+        let stage = |k: &str| -> Option<(Distribution, Vec<Bucket>)> {
+            let v = p["stages"].get(k)?;
+            Some((
+                serde_json::from_value(v.clone()).ok()?,
+                serde_json::from_value(v["histogram"].clone()).ok()?,
+            ))
+        };
+        if let (Some((q, _)), Some((g, _))) = (stage("queued"), stage("grace")) {
+            let what = if path == "fallback" { "deferred work" } else { "sheaf fill" };
+            s.push_str(&format!(
+                "  wait = {what} (p50 {}, p99 {}) + grace period (p50 {}, p99 {})\n",
+                latency::human_ns(q.p50_ns),
+                latency::human_ns(q.p99_ns),
+                latency::human_ns(g.p50_ns),
+                latency::human_ns(g.p99_ns)
+            ));
+        }
+        if let Some((all, buckets)) = stage("total") {
+            s.push_str(&latency::render(&format!("{path}_total"), &all, &buckets));
+        }
+    }
+    let f = &report["in_flight"];
+    s.push_str(&format!(
+        "\nin flight: peak {}, lost after drain {}, untracked {}\n",
+        u(&f["peak"]),
+        u(&f["lost"]),
+        u(&f["untracked"])
+    ));
+    if report["slub_stats"]["available"] == Value::Bool(true) {
+        s.push_str(&format!("SLUB_STATS: {}\n", report["slub_stats"]["explanation"].as_str().unwrap_or("")));
+    }
+    let pass = report["verdict"]["pass"] == Value::Bool(true);
+    s.push_str(&format!("verdict: {}\n", if pass { "pass" } else { "FAIL" }));
+    for r in report["verdict"]["reasons"].as_array().into_iter().flatten() {
+        s.push_str(&format!("  {}\n", r.as_str().unwrap_or("")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_result_renders_with_its_triggers_paths_and_verdict() {
+        let r = json!({
+            "triggers": [{"name": "nmi", "intended": "nmi", "per_cpu": [{"cpu": 1, "calls": 7, "alloc_ctx": {"nmi": 7}}],
+                          "total": {"calls": 7, "alloc_ctx": {"nmi": 7}}}],
+            "unsupported": [{"trigger": "syscall", "reason": "the kernel has no sys_enter tracepoint"}],
+            "latency": {"paths": [{"path": "fallback", "reclaimed": 7, "premature": 0, "stages": {"total": {
+                "count": 7, "min_ns": 1000, "p50_ns": 2000, "p90_ns": 3000, "p99_ns": 3000, "p999_ns": 3000,
+                "max_ns": 3000, "mean_ns": 2000, "histogram": [{"low_ns": 1024, "high_ns": 1152, "count": 7}]}}}]},
+            "in_flight": {"peak": 3, "lost": 0, "untracked": 0},
+            "slub_stats": {"available": false},
+            "verdict": {"pass": false, "reasons": ["lost_objects: 1"]},
+        });
+        let text = render(&r);
+        assert!(text.contains("nmi (nmi)"), "{text}");
+        assert!(text.contains("0/0/0/7"), "{text}");
+        assert!(
+            text.contains("syscall                      unsupported: the kernel has no sys_enter tracepoint"),
+            "{text}"
+        );
+        assert!(text.contains("@fallback_total: count 7 p50 2.000us"), "{text}");
+        assert!(text.contains("verdict: FAIL\n  lost_objects: 1"), "{text}");
+    }
+}
