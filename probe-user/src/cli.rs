@@ -92,8 +92,8 @@ pub struct RunArgs {
     /// `repeats`, whose spread `compare` uses [default: 1].
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
-    /// Also write the result in a dashboard format, next to --output
-    /// (repeatable).
+    /// Also write the result in a dashboard format, as
+    /// `<output>.<kind>.json` next to --output (repeatable).
     #[arg(long, value_enum)]
     pub export: Vec<crate::export::Format>,
 }
@@ -102,6 +102,10 @@ pub struct RunArgs {
 pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub format: crate::export::Format,
+    /// Write `<OUTPUT>.<kind>.json` files instead of printing (kind:
+    /// smaller-is-better and bigger-is-better, bmf, kcidb).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
     /// A result written by `nolock-probe run`.
     pub result: PathBuf,
 }

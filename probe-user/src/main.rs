@@ -40,8 +40,17 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::List => list::list().map(|()| true),
         Command::Export(a) => read(&a.result).and_then(|r| {
-            for (_, doc) in export::export(&r, a.format)? {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+            for (kind, doc) in export::export(&r, a.format)? {
+                let text = serde_json::to_string_pretty(&doc)?;
+                match &a.output {
+                    Some(prefix) => {
+                        let path = prefix.with_extension(format!("{kind}.json"));
+                        std::fs::write(&path, text + "\n")
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        eprintln!("nolock-probe: wrote {}", path.display());
+                    }
+                    None => println!("{text}"),
+                }
             }
             Ok(true)
         }),

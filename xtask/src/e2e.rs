@@ -83,8 +83,9 @@ pub fn verification_problems(report: &Value) -> Vec<String> {
 /// Every problem with a run of the `all` scenario: each trigger either ran
 /// (calls on some CPU, and objects allocated in its intended context) or is
 /// listed as unsupported with a reason; at least `min_kinds` ran. On
-/// PREEMPT_RT, kmalloc_nolock() fails in hardirq and NMI context, so there
-/// a hardirq or NMI trigger whose every allocation failed also counts.
+/// PREEMPT_RT, kmalloc_nolock() fails in hardirq and NMI context, so no
+/// object shows where such a trigger ran: there, allocation failures of a
+/// hardirq or NMI trigger count instead.
 pub fn all_problems(report: &Value, names: &[&str], min_kinds: usize, rt: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let triggers = report["triggers"].as_array().cloned().unwrap_or_default();
@@ -115,7 +116,7 @@ pub fn all_problems(report: &Value, names: &[&str], min_kinds: usize, rt: bool) 
             c => ctx(c),
         };
         let rt_refused =
-            rt && matches!(intended, "hardirq" | "nmi" | "nmi_or_hardirq") && n("alloc_fail") == n("calls");
+            rt && matches!(intended, "hardirq" | "nmi" | "nmi_or_hardirq") && n("alloc_fail") > 0;
         if in_intended == 0 && !rt_refused {
             problems.push(format!("trigger {name} never allocated in its intended context ({intended})"));
         }
@@ -207,7 +208,7 @@ mod tests {
                    "total": {"calls": calls, "alloc_fail": fail, "alloc_ctx": {ctx: calls - fail}}})
         };
         let r = json!({
-            "triggers": [t("syscall", "task", 5, 0, "task"), t("hrtimer", "hardirq", 4, 4, "hardirq")],
+            "triggers": [t("syscall", "task", 5, 0, "task"), t("hrtimer", "hardirq", 4, 3, "softirq")],
             "unsupported": [{"trigger": "nmi", "reason": "nothing raises NMIs"}],
         });
         let names = ["syscall", "hrtimer", "nmi"];

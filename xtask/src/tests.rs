@@ -16,10 +16,10 @@ pub struct TestArgs {
     /// Only the tests that need no VM (unit tests, checkpatch, refusal).
     #[arg(long)]
     pub no_vm: bool,
-    /// Also run the `all` scenario on the PREEMPT_RT kernel (a second full
-    /// kernel build the first time, about 5 minutes here).
+    /// Skip the `all` scenario on the PREEMPT_RT kernel (a second full
+    /// kernel build the first time, about 7 minutes here).
     #[arg(long)]
-    pub rt: bool,
+    pub no_rt: bool,
 }
 
 /// Runs every test; each failure is reported, the others still run.
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             "all triggers on the debug kernel",
             step("test: scenario all on the debug kernel", || all_scenario(ctx, "debug")),
         ));
-        if args.rt {
+        if !args.no_rt {
             results.push((
                 "all triggers on the RT kernel",
                 step("test: scenario all on the RT kernel", || all_scenario(ctx, "rt")),
@@ -185,6 +185,11 @@ fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
     if !reason.starts_with("console") && outcome.exit != Some(1) {
         bail!("nolock-probe exited with {:?} on the fault kernel, not 1", outcome.exit);
     }
+    // The regression gate fires against the healthy run of the same length.
+    let healthy = ctx.cache.join("test-results/e2e.json");
+    if fault == "premature-free" && healthy.exists() {
+        tool(ctx, &["compare", &healthy.display().to_string(), &json.display().to_string()], 1)?;
+    }
     Ok(())
 }
 
@@ -205,5 +210,51 @@ fn end_to_end(ctx: &Ctx) -> Result<()> {
     if !problems.is_empty() {
         bail!("the run's JSON ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
     }
+    // The dashboard side, on this real result: it follows the schema, every
+    // export format is produced, and it does not regress against itself.
+    tool(ctx, &["validate", &json.display().to_string()], 0)?;
+    let prefix = json.with_extension("");
+    for (format, kinds) in [
+        ("github-action-benchmark", &["smaller-is-better", "bigger-is-better"][..]),
+        ("bencher", &["bmf"][..]),
+        ("kcidb", &["kcidb"][..]),
+    ] {
+        tool(
+            ctx,
+            &[
+                "export",
+                "--format",
+                format,
+                "--output",
+                &prefix.display().to_string(),
+                &json.display().to_string(),
+            ],
+            0,
+        )?;
+        for kind in kinds {
+            let file = prefix.with_extension(format!("{kind}.json"));
+            let text = fs::read_to_string(&file)
+                .with_context(|| format!("export --format {format} wrote no {}", file.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+        }
+    }
+    tool(ctx, &["compare", &json.display().to_string(), &json.display().to_string()], 0)?;
     Ok(())
+}
+
+/// Runs the static nolock-probe on this machine (export, compare, validate
+/// need no kernel support) and checks its exit status; returns stdout.
+fn tool(ctx: &Ctx, args: &[&str], want: i32) -> Result<String> {
+    let out = Command::new(&ctx.build()?.loader).args(args).output().context("cannot run nolock-probe")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.code() != Some(want) {
+        bail!(
+            "`nolock-probe {}` exited with {:?}, not {want}:\n{stdout}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
 }
