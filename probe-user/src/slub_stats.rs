@@ -14,6 +14,18 @@ pub fn cache_for(size: u32, account: bool) -> String {
     if account { format!("kmalloc-cg-{class}") } else { format!("kmalloc-{class}") }
 }
 
+/// The caches objects of `size` bytes can come from: kmalloc_nolock()
+/// retries from the next larger bucket when the first one's sheaves are
+/// locked.
+pub fn caches_for(size: u32, account: bool) -> Vec<String> {
+    let first = KMALLOC_SIZES.iter().copied().find(|&c| c >= size).unwrap_or(size);
+    let mut out = vec![cache_for(size, account)];
+    if first < *KMALLOC_SIZES.last().unwrap_or(&first) {
+        out.push(cache_for(first + 1, account));
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub free_rcu_sheaf: u64,
@@ -25,13 +37,16 @@ fn total(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-pub fn read(cache: &str) -> Option<Snapshot> {
-    let dir = format!("/sys/kernel/slab/{cache}");
-    let get = |f: &str| fs::read_to_string(format!("{dir}/{f}")).ok().as_deref().and_then(total);
-    Some(Snapshot {
-        free_rcu_sheaf: get("free_rcu_sheaf")?,
-        free_rcu_sheaf_fail: get("free_rcu_sheaf_fail")?,
-    })
+/// The counters of `caches`, summed; None if any cannot be read.
+pub fn read(caches: &[String]) -> Option<Snapshot> {
+    let mut sum = Snapshot::default();
+    for cache in caches {
+        let dir = format!("/sys/kernel/slab/{cache}");
+        let get = |f: &str| fs::read_to_string(format!("{dir}/{f}")).ok().as_deref().and_then(total);
+        sum.free_rcu_sheaf += get("free_rcu_sheaf")?;
+        sum.free_rcu_sheaf_fail += get("free_rcu_sheaf_fail")?;
+    }
+    Some(sum)
 }
 
 #[derive(Debug, Serialize)]
@@ -88,7 +103,7 @@ pub fn cross_check(
         format!(
             "the kernel counted {k_ok} rcu-sheaf frees and {k_fail} failures in {cache}; {tool_ok} and {tool_fail} were \
              the tool's objects (first and second attempts); the other {others_ok} and {others_fail} came from other \
-             kfree_rcu() users of the same cache while the tool ran"
+             kfree_rcu() users of the same caches while the tool ran"
         )
     };
     CrossCheck {
@@ -107,6 +122,12 @@ pub fn cross_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_bucket_is_followed_too() {
+        assert_eq!(caches_for(64, false), ["kmalloc-64", "kmalloc-96"]);
+        assert_eq!(caches_for(4160, true), ["kmalloc-cg-8192"]);
+    }
 
     #[test]
     fn objects_land_in_the_right_cache() {
