@@ -334,7 +334,10 @@ async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: In
                     }
                 }
                 // Untracked objects are never seen reclaimed: leave them out.
-                in_flight.push(now.freed_rcu.saturating_sub(now.reclaimed + now.untracked));
+                // Without the reclaim observers nothing is seen reclaimed.
+                if plan.latency {
+                    in_flight.push(now.freed_rcu.saturating_sub(now.reclaimed + now.untracked));
+                }
                 let ops = load.map(|l| l.ops());
                 let rate = ops.map(|o| (o - prev_ops) as f64);
                 eprintln!("{}", report::progress_line(started.elapsed().as_secs(), plan.duration_s, &now, &prev, rate));

@@ -29,8 +29,6 @@ pub fn build_ebpf(root: &Root, cache: &Path) -> Result<PathBuf> {
                 bc = bc.display()
             ),
             &[
-                // -Z flags on the 1.98 release compiler; build-std needs them.
-                ("RUSTC_BOOTSTRAP", "1".into()),
                 // Without --btf bpf-linker drops the debug info the BTF comes from.
                 ("RUSTFLAGS", format!("-C debuginfo=2 -C link-arg=--btf -Z pre-link-arg={}", bc.display())),
             ],
@@ -43,11 +41,19 @@ pub fn build_ebpf(root: &Root, cache: &Path) -> Result<PathBuf> {
 /// a bare initramfs.
 pub fn build_all(root: &Root, cache: &Path) -> Result<Artifacts> {
     let bpf_object = build_ebpf(root, cache)?;
+    // The loader embeds a copy that changes only when the object's bytes
+    // do: bpf-linker rewrites the object on every build, and its new mtime
+    // alone would make cargo rebuild the loader.
+    let embedded = cache.join("target/nolock-probe.bpf.o");
+    let bytes = std::fs::read(&bpf_object)?;
+    if std::fs::read(&embedded).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::write(&embedded, &bytes)?;
+    }
     step("build: nolock-probe (static)", || {
         root.run(
             &format!("cargo build -q -p probe-user --release --target {HOST_TARGET}"),
             &[
-                ("NOLOCK_PROBE_BPF_OBJECT", bpf_object.display().to_string()),
+                ("NOLOCK_PROBE_BPF_OBJECT", embedded.display().to_string()),
                 ("RUSTFLAGS", "-C target-feature=+crt-static".into()),
             ],
         )

@@ -219,6 +219,11 @@ impl Root {
             .env("PATH", "/opt/bpf-linker/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("CARGO_HOME", self.cache.join("cargo-home"))
             .env("CARGO_TARGET_DIR", self.cache.join("target"))
+            // The BPF build needs -Z flags on the release compiler. Every
+            // cargo in the root gets the same value: proc-macro2's build
+            // script watches it, and a change would rebuild every proc
+            // macro the loader shares with the BPF crate.
+            .env("RUSTC_BOOTSTRAP", "1")
             .env("LANG", "C.UTF-8")
             .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "dumb".into()));
         for (k, v) in env {
