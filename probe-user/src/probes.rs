@@ -60,10 +60,12 @@ pub struct Attachment {
     pub point: String,
 }
 
+/// Fields drop in order: triggers detach first, then the observers, then
+/// the programs and maps go.
 pub struct Probes {
-    ebpf: Ebpf,
-    observer_links: Vec<Box<dyn Any>>,
     trigger_links: Vec<Box<dyn Any>>,
+    observer_links: Vec<Box<dyn Any>>,
+    ebpf: Ebpf,
 }
 
 /// Explains a program the kernel refused, then shows the end of the
@@ -114,7 +116,7 @@ impl Probes {
                 program::<FEntry>(&mut ebpf, name)?.load(func, &btf).map_err(|e| refused(name, e))?;
             }
         }
-        Ok(Self { ebpf, observer_links: Vec::new(), trigger_links: Vec::new() })
+        Ok(Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf })
     }
 
     /// Attaches the path observers, and the reclaim observers if `latency`.
