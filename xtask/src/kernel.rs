@@ -95,10 +95,9 @@ impl Kernels<'_> {
             ),
             None => SourceRef::Deb(self.debian_source()?),
         };
-        let mut patches = self.series()?;
-        for f in &spec.faults {
-            patches.push(self.fault_patch(f)?);
-        }
+        let series = self.series()?;
+        let faults = spec.faults.iter().map(|f| self.fault_patch(f)).collect::<Result<Vec<_>>>()?;
+        let patches: Vec<PathBuf> = series.iter().chain(&faults).cloned().collect();
         let fragments = self.fragments(&spec.flavor)?;
         let mut key = Key::new().add("source", source.identity()?);
         for p in patches.iter().chain(&fragments) {
@@ -128,7 +127,9 @@ impl Kernels<'_> {
         let tree = self.cache.join("kernel").join(&tree_name);
         let build = self.cache.join("kernel").join(tree_name.replacen("tree-", "build-", 1));
         self.prepare_tree(&source, &tree)?;
-        step(&format!("kernel {label}: apply {} patches", patches.len()), || self.apply(&tree, &patches))?;
+        step(&format!("kernel {label}: apply {} patches", patches.len()), || {
+            self.apply(&tree, &series, &faults)
+        })?;
         step(&format!("kernel {label}: configure"), || self.configure(&tree, &build, &fragments))?;
         step(
             &format!("kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"),
@@ -220,19 +221,32 @@ impl Kernels<'_> {
         })
     }
 
-    /// Resets the tree to the pristine source and applies `patches`. Only
-    /// the files the previous and the new patches touch change on disk, so
-    /// make rebuilds only those.
-    fn apply(&self, tree: &Path, patches: &[PathBuf]) -> Result<()> {
-        let list: Vec<String> = patches.iter().map(|p| format!("'{}'", p.display())).collect();
+    /// Resets the tree to the pristine source and applies the series, then
+    /// `faults`. Only the files the previous and the new patches touch change
+    /// on disk, so make rebuilds only those. A tree that already carries the
+    /// whole series (a developer's tree with it merged) is used as it is.
+    fn apply(&self, tree: &Path, series: &[PathBuf], faults: &[PathBuf]) -> Result<()> {
+        let quote =
+            |ps: &[PathBuf]| ps.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(" ");
+        let reversed: Vec<PathBuf> = series.iter().rev().cloned().collect();
+        let am = "git -c user.name=nolock-probe -c user.email=nolock-probe@localhost am -q";
         self.root
             .run(
                 &format!(
-                    "cd '{}' && git reset -q --hard base && git clean -q -fd && \
-                     git -c user.name=nolock-probe -c user.email=nolock-probe@localhost am -q {} || \
-                     {{ git am --abort 2>/dev/null; exit 1; }}",
-                    tree.display(),
-                    list.join(" ")
+                    "cd '{tree}' && git reset -q --hard base && git clean -q -fd && \
+                     if git apply --check {first} 2>/dev/null; then \
+                       {am} {series} || {{ git am --abort 2>/dev/null; exit 1; }}; \
+                     else \
+                       for p in {reversed}; do git apply -R \"$p\" 2>/dev/null || \
+                         {{ git reset -q --hard base; echo 'xtask: the series neither applies nor is in this tree' >&2; exit 1; }}; \
+                       done; git reset -q --hard base; echo 'xtask: the series is already in this tree'; \
+                     fi && \
+                     for p in {faults}; do {am} \"$p\" || {{ git am --abort 2>/dev/null; exit 1; }}; done",
+                    tree = tree.display(),
+                    first = series.first().map(|p| format!("'{}'", p.display())).unwrap_or_default(),
+                    series = quote(series),
+                    reversed = quote(&reversed),
+                    faults = quote(faults),
                 ),
                 &[],
             )
