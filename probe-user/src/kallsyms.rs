@@ -4,10 +4,14 @@ use std::fs;
 
 use anyhow::{Context, Result, bail};
 
-/// The address of `name` in /proc/kallsyms.
-pub fn address(name: &str) -> Result<u64> {
+/// The addresses of `names` in /proc/kallsyms, read once.
+pub fn addresses<const N: usize>(names: [&str; N]) -> Result<[u64; N]> {
     let text = fs::read_to_string("/proc/kallsyms").context("cannot read /proc/kallsyms")?;
-    parse(&text, name)
+    let mut out = [0; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = parse(&text, name)?;
+    }
+    Ok(out)
 }
 
 pub fn parse(text: &str, name: &str) -> Result<u64> {

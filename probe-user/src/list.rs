@@ -6,10 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use probe_common::Trigger;
 
-use crate::{
-    btf::{KernelBtf, VMLINUX_BTF},
-    nmi, probes, readiness, scenario,
-};
+use crate::{btf::VMLINUX_BTF, nmi, probes, readiness, scenario};
 
 pub fn list() -> Result<()> {
     println!("scenarios (--scenario NAME):");
@@ -18,8 +15,7 @@ pub fn list() -> Result<()> {
         println!("  {name:<12} {}", s.description);
         println!("  {:<12} triggers: {}", "", s.triggers.join(", "));
     }
-    let btf =
-        Path::new(VMLINUX_BTF).exists().then(|| KernelBtf::from_file(Path::new(VMLINUX_BTF))).transpose()?;
+    let btf = Path::new(VMLINUX_BTF).exists().then(readiness::running_kernel_btf).transpose()?;
     let nmi_source = probes::perf_source() == probes::PerfSource::HardwareCycles || nmi::available();
     println!("\ntriggers (--trigger NAME) on this kernel:");
     for t in Trigger::ALL {

@@ -216,17 +216,21 @@ impl Probes {
 
     /// Per-CPU counters of `trigger`, indexed by CPU id.
     pub fn counters(&self, trigger: Trigger) -> Result<Vec<TriggerCounters>> {
-        let map = self.ebpf.map("COUNTERS").ok_or_else(|| anyhow!("the BPF object has no COUNTERS map"))?;
-        let array: PerCpuArray<_, TriggerCounters> = PerCpuArray::try_from(map)?;
-        Ok(array.get(&(trigger as u32), 0).context("cannot read the COUNTERS map")?.to_vec())
+        self.all_cpus("COUNTERS", trigger as u32)
     }
 }
 
 impl Probes {
-    fn per_cpu<T: aya::Pod>(&self, map: &str, index: u32, cpus: &[u32]) -> Result<Vec<T>> {
+    /// Slot `index` of a per-CPU array, one value per possible CPU.
+    fn all_cpus<T: aya::Pod>(&self, map: &str, index: u32) -> Result<Vec<T>> {
         let m = self.ebpf.map(map).ok_or_else(|| anyhow!("the BPF object has no {map} map"))?;
         let array: PerCpuArray<&MapData, T> = PerCpuArray::try_from(m)?;
-        let values = array.get(&index, 0).with_context(|| format!("cannot read the {map} map"))?;
+        Ok(array.get(&index, 0).with_context(|| format!("cannot read the {map} map"))?.to_vec())
+    }
+
+    /// The same for the CPUs in `cpus` only, in that order.
+    fn per_cpu<T: aya::Pod>(&self, map: &str, index: u32, cpus: &[u32]) -> Result<Vec<T>> {
+        let values = self.all_cpus::<T>(map, index)?;
         Ok(cpus.iter().filter_map(|&c| values.get(c as usize).copied()).collect())
     }
 

@@ -66,8 +66,8 @@ pub fn require_root() -> Result<()> {
     Ok(())
 }
 
-/// Checks the running kernel's BTF.
-pub fn check_running_kernel() -> Result<Ready> {
+/// The running kernel's BTF, parsed once for every check that needs it.
+pub fn running_kernel_btf() -> Result<KernelBtf> {
     let path = Path::new(VMLINUX_BTF);
     if !path.exists() {
         bail!(
@@ -75,7 +75,7 @@ pub fn check_running_kernel() -> Result<Ready> {
              CONFIG_DEBUG_INFO_BTF=y, {APPLY_PATCHES}"
         );
     }
-    check(&KernelBtf::from_file(path)?)
+    KernelBtf::from_file(path)
 }
 
 /// Checks a kernel described by `btf`: the kfuncs, the object layout they

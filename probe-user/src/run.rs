@@ -13,7 +13,7 @@ use probe_common::{MAX_SIZES, NolockObj, RunConfig, Trigger, TriggerCounters};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    btf::{KernelBtf, VMLINUX_BTF},
+    btf::KernelBtf,
     cli::RunArgs,
     export, kallsyms,
     kernel::KernelInfo,
@@ -76,13 +76,15 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         }
     }
     readiness::require_root()?;
-    let ready = readiness::check_running_kernel()?;
-    let btf = KernelBtf::from_file(Path::new(VMLINUX_BTF))?;
+    let btf = readiness::running_kernel_btf()?;
+    let ready = readiness::check(&btf)?;
     let online = aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
     let cpus = plan.cpus_of(&online)?;
     let pmu = probes::perf_source() == PerfSource::HardwareCycles;
     let (triggers, unsupported) = supported(&plan, args, &btf, pmu || nmi::available())?;
 
+    let [rcu_free_sheaf, rcu_free_sheaf_nobarn] =
+        kallsyms::addresses(["rcu_free_sheaf", "rcu_free_sheaf_nobarn"])?;
     let mut sizes = [0; MAX_SIZES];
     sizes[..plan.payload_sizes_bytes.len()].copy_from_slice(&plan.payload_sizes_bytes);
     let cfg = RunConfig {
@@ -94,8 +96,8 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         burst: plan.burst,
         _pad0: 0,
         cpu_mask: plan.cpu_mask(),
-        rcu_free_sheaf: kallsyms::address("rcu_free_sheaf")?,
-        rcu_free_sheaf_nobarn: kallsyms::address("rcu_free_sheaf_nobarn")?,
+        rcu_free_sheaf,
+        rcu_free_sheaf_nobarn,
         sheaf_rcu_head_off: ready.sheaf.rcu_head,
         sheaf_size_off: ready.sheaf.size,
         sheaf_objects_off: ready.sheaf.objects,
