@@ -88,7 +88,7 @@ pub const MAX_TRIGGERS: u32 = 16;
 pub struct TriggerCounters {
     /// Times the trigger's program ran (before the rate limit and CPU set).
     pub hits: u64,
-    /// Allocation attempts (a burst makes several per hit).
+    /// Allocation attempts (one per hit that passes the rate limit).
     pub calls: u64,
     /// `bpf_kmalloc_nolock()` returned NULL.
     pub alloc_fail: u64,
@@ -128,6 +128,10 @@ pub struct TriggerCounters {
     /// into an rcu sheaf (their second attempt), and that it could not.
     pub retry_sheaf: u64,
     pub retry_sheaf_fail: u64,
+
+    /// Bursts (`--burst`) the trigger freed back to back; the drain frees
+    /// what an unfinished burst still held, and does not count it here.
+    pub bursts: u64,
 }
 
 impl TriggerCounters {
@@ -154,6 +158,7 @@ impl TriggerCounters {
         self.unattributed += other.unattributed;
         self.retry_sheaf += other.retry_sheaf;
         self.retry_sheaf_fail += other.retry_sheaf_fail;
+        self.bursts += other.bursts;
     }
 }
 
@@ -173,7 +178,8 @@ pub struct RunConfig {
     pub every_nth: u32,
     /// Percentage of objects freed with kfree_nolock() instead.
     pub nolock_share_pct: u32,
-    /// Objects allocated and held per hit before all are freed (1..=MAX_BURST).
+    /// Objects held, one more per hit, then freed together on the hit
+    /// that completes the burst (1..=MAX_BURST; 1 frees each at once).
     pub burst: u32,
     pub _pad0: u32,
     /// CPUs the triggers allocate on (bit n: CPU n); 0 means all.
@@ -200,8 +206,22 @@ pub struct RunConfig {
 
 /// Payload sizes one run can mix.
 pub const MAX_SIZES: usize = 4;
-/// Objects one trigger hit can hold at once.
-pub const MAX_BURST: u32 = 4;
+/// Objects a trigger can hold on one CPU before it frees them together:
+/// more than an rcu sheaf of any kmalloc cache holds (kmalloc-64: 60), so
+/// one burst fills a sheaf.
+pub const MAX_BURST: u32 = 128;
+/// CPUs a trigger can hold objects on; on a higher CPU it frees at once.
+pub const MAX_HOLD_CPUS: u32 = 64;
+/// Slots of the `HELD` map (declared in probe-ebpf/src/kfuncs.c, sized by
+/// this): one per CPU, trigger and place in a burst.
+pub const HELD_SLOTS: u32 = MAX_HOLD_CPUS * MAX_TRIGGERS * MAX_BURST;
+
+/// Slot of the `HELD` map for the `i`th object of trigger `tag`'s burst
+/// on `cpu`.
+#[inline(always)]
+pub const fn held_slot(cpu: u32, tag: u32, i: u32) -> u32 {
+    (cpu * MAX_TRIGGERS + tag) * MAX_BURST + i
+}
 
 impl RunConfig {
     pub const DEFAULT: RunConfig = RunConfig {

@@ -19,6 +19,18 @@ pub enum Trigger {
     FentryDeferKfreeRcu = 9,
     FentryRcuFreeSheaf = 10,
     FentryBarnGetEmptySheaf = 11,
+    LockContention = 12,
+}
+
+/// A trigger's row of the table.
+struct Info {
+    name: &'static str,
+    program: &'static str,
+    attach: Attach,
+    intended: Intended,
+    description: &'static str,
+    /// What provides the attach point, for the "unsupported" reason.
+    needs: &'static str,
 }
 
 /// How a trigger's program is attached.
@@ -59,7 +71,7 @@ impl Intended {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 12] = [
+    pub const ALL: [Trigger; 13] = [
         Trigger::LockedKprobe,
         Trigger::PerfEvent,
         Trigger::FentryDeferredWork,
@@ -72,115 +84,149 @@ impl Trigger {
         Trigger::FentryDeferKfreeRcu,
         Trigger::FentryRcuFreeSheaf,
         Trigger::FentryBarnGetEmptySheaf,
+        Trigger::LockContention,
     ];
 
-    /// (name, BPF program, attach point, intended context, what it shows).
-    const fn info(self) -> (&'static str, &'static str, Attach, Intended, &'static str) {
+    const fn info(self) -> Info {
         use Attach::*;
-        match self {
+        use Intended::*;
+        let (name, program, attach, intended, description, needs) = match self {
             Trigger::LockedKprobe => (
                 "locked_kprobe",
                 "trigger_locked_kprobe",
                 Kprobe("slab_attach_kprobe_locked"),
-                Intended::Any,
+                Any,
                 "a node list_lock or the per-CPU sheaves lock held",
+                "CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING",
             ),
             Trigger::PerfEvent => (
                 "perf_event",
                 "trigger_perf_event",
                 PerfEvent,
-                Intended::NmiOrHardirq,
+                NmiOrHardirq,
                 "a perf event overflow: NMI on a PMU, hrtimer otherwise",
+                "CONFIG_PERF_EVENTS",
             ),
             Trigger::FentryDeferredWork => (
                 "fentry_deferred_work",
                 "trigger_fentry_deferred_work",
                 Fentry("deferred_percpu_work_fn"),
-                Intended::Any,
+                Any,
                 "inside kfree_rcu_nolock()'s own deferred irq_work",
+                "Linux 7.3's mm/slub.c",
             ),
-            Trigger::Syscall => {
-                ("syscall", "trigger_syscall", TpBtf("sys_enter"), Intended::Task, "system call entry")
-            }
+            Trigger::Syscall => (
+                "syscall",
+                "trigger_syscall",
+                TpBtf("sys_enter"),
+                Task,
+                "system call entry",
+                "CONFIG_FTRACE_SYSCALLS",
+            ),
             Trigger::Softirq => (
                 "softirq",
                 "trigger_softirq",
                 TpBtf("softirq_entry"),
-                Intended::Softirq,
+                Softirq,
                 "softirq handler entry",
+                "CONFIG_TRACING",
             ),
             Trigger::Hrtimer => (
                 "hrtimer",
                 "trigger_hrtimer",
                 TpBtf("hrtimer_expire_entry"),
-                Intended::Hardirq,
+                Hardirq,
                 "hrtimer expiry (the tick) in hardirq",
+                "CONFIG_TRACING",
             ),
             Trigger::Nmi => (
                 "nmi",
                 "trigger_nmi",
                 TpBtf("nmi_handler"),
-                Intended::Nmi,
+                Nmi,
                 "x86 NMI handlers (NMI backtrace IPIs from sysrq-l where no PMU)",
+                "CONFIG_TRACING on x86",
             ),
             Trigger::FentrySlabFree => (
                 "fentry_slab_free",
                 "trigger_fentry_slab_free",
                 Fentry("__slab_free"),
-                Intended::Any,
+                Any,
                 "re-entry: the slab free slow path",
+                "Linux 7.3's mm/slub.c",
             ),
             Trigger::FentryKfreeRcuSheaf => (
                 "fentry_kfree_rcu_sheaf",
                 "trigger_fentry_kfree_rcu_sheaf",
                 Fentry("__kfree_rcu_sheaf"),
-                Intended::Any,
+                Any,
                 "re-entry: kfree_rcu_nolock()'s sheaf attempt itself",
+                "Linux 7.3's mm/slub.c",
             ),
             Trigger::FentryDeferKfreeRcu => (
                 "fentry_defer_kfree_rcu",
                 "trigger_fentry_defer_kfree_rcu",
                 Fentry("defer_kfree_rcu"),
-                Intended::Any,
+                Any,
                 "re-entry: kfree_rcu_nolock()'s fallback",
+                "Linux 7.3's mm/slub.c",
             ),
             Trigger::FentryRcuFreeSheaf => (
                 "fentry_rcu_free_sheaf",
                 "trigger_fentry_rcu_free_sheaf",
                 Fentry("rcu_free_sheaf"),
-                Intended::Any,
+                Any,
                 "re-entry: an rcu sheaf's RCU callback",
+                "Linux 7.3's mm/slub.c",
             ),
             Trigger::FentryBarnGetEmptySheaf => (
                 "fentry_barn_get_empty_sheaf",
                 "trigger_fentry_barn_get_empty_sheaf",
                 Fentry("barn_get_empty_sheaf"),
-                Intended::Any,
+                Any,
                 "re-entry: taking an empty sheaf from the barn",
+                "Linux 7.3's mm/slub.c",
             ),
-        }
+            // Where lock-contention tools (`perf lock contention -b`) run
+            // their BPF programs: a lock is taken and another one is about
+            // to be spun or slept on.
+            Trigger::LockContention => (
+                "lock_contention",
+                "trigger_lock_contention",
+                TpBtf("contention_begin"),
+                Any,
+                "a contended lock, just before its waiter spins or sleeps",
+                "CONFIG_TRACING",
+            ),
+        };
+        Info { name, program, attach, intended, description, needs }
     }
 
     /// Stable name used in the JSON, scenarios and on the command line.
     pub const fn name(self) -> &'static str {
-        self.info().0
+        self.info().name
     }
 
     /// The BPF program (its function name in probe-ebpf).
     pub const fn program(self) -> &'static str {
-        self.info().1
+        self.info().program
     }
 
     pub const fn attach(self) -> Attach {
-        self.info().2
+        self.info().attach
     }
 
     pub const fn intended(self) -> Intended {
-        self.info().3
+        self.info().intended
     }
 
     pub const fn description(self) -> &'static str {
-        self.info().4
+        self.info().description
+    }
+
+    /// The kernel option or source that provides the attach point.
+    pub const fn needs(self) -> &'static str {
+        self.info().needs
     }
 
     pub fn from_name(name: &str) -> Option<Trigger> {

@@ -32,6 +32,10 @@ pub static SHEAVES: HashMap<u64, SheafInFlight> = HashMap::with_max_entries(MAX_
 #[map]
 pub static OUR_CACHES: HashMap<u64, u8> = HashMap::with_max_entries(64, 0);
 
+/// Per trigger, this CPU's place in the burst it is holding (`HELD`).
+#[map]
+pub static HOLDING: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_TRIGGERS, 0);
+
 #[map]
 static HIST: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(Path::COUNT as u32 * Stage::COUNT as u32 * hist::BUCKETS, 0);

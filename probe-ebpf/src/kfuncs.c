@@ -28,6 +28,33 @@ struct bpf_nolock_obj {
 	void *rcu;
 };
 
+/*
+ * Objects a trigger holds between its runs until a burst is complete
+ * (--burst), one slot per CPU, trigger and place in the burst
+ * (probe_common::held_slot()). A map value that holds a referenced kptr
+ * must say so in BTF with the "kptr" type tag, which Rust cannot write,
+ * so the map is declared here and triggers.rs reaches it as an extern.
+ * HELD_SLOTS comes from probe_common::HELD_SLOTS (cargo xtask build-ebpf
+ * passes it); patch 0003 gives the kernel the destructor such maps need.
+ */
+#ifndef HELD_SLOTS
+#error "HELD_SLOTS must be defined: build with cargo xtask build-ebpf"
+#endif
+
+#define BPF_MAP_TYPE_ARRAY 2
+#define __kptr __attribute__((btf_type_tag("kptr")))
+
+struct held_obj {
+	struct bpf_nolock_obj __kptr *obj;
+};
+
+struct {
+	int (*type)[BPF_MAP_TYPE_ARRAY];
+	int (*max_entries)[HELD_SLOTS];
+	unsigned int *key;
+	struct held_obj *value;
+} HELD __attribute__((section(".maps"), used));
+
 extern struct bpf_nolock_obj *bpf_kmalloc_nolock(unsigned int payload_size,
 						 unsigned int flags,
 						 unsigned int tag) __ksym;

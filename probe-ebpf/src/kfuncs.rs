@@ -1,6 +1,9 @@
-//! The kfuncs of kernel-patches/. Their BTF comes from kfuncs.c, which
-//! `cargo xtask build-ebpf` links in front of this crate.
+//! The kfuncs of kernel-patches/, and the `HELD` map. Their BTF comes from
+//! kfuncs.c, which `cargo xtask build-ebpf` links in front of this crate.
 
+use core::{ffi::c_void, ptr::null_mut};
+
+use aya_ebpf::helpers::{bpf_kptr_xchg, bpf_map_lookup_elem};
 use probe_common::NolockObj;
 
 unsafe extern "C" {
@@ -14,4 +17,27 @@ unsafe extern "C" {
     pub fn bpf_nolock_gp_elapsed(gp_cookie: u64) -> bool;
     /// Sleepable: kvfree_rcu_barrier().
     pub fn bpf_nolock_barrier();
+
+    /// An array of `HELD_SLOTS` values of one kptr to a `NolockObj`
+    /// (`struct held_obj` in kfuncs.c).
+    static mut HELD: c_void;
+}
+
+/// Puts `obj` (or NULL) into `HELD` slot `slot` and returns what the slot
+/// held: the caller owns that reference and must release it. A slot that
+/// does not exist takes nothing and gives `obj` back.
+#[inline(always)]
+pub fn held_swap(slot: u32, obj: *mut NolockObj) -> *mut NolockObj {
+    // SAFETY: HELD is a map; the helper returns NULL or its value, whose
+    // first (only) field is the kptr.
+    let value = unsafe { bpf_map_lookup_elem(&raw mut HELD, (&raw const slot).cast()) };
+    if value.is_null() {
+        return obj;
+    }
+    if obj.is_null() {
+        // SAFETY: as above; the verifier sees a NULL (not a released object).
+        return unsafe { bpf_kptr_xchg(value, null_mut()) }.cast();
+    }
+    // SAFETY: as above; the verifier moves `obj`'s reference into the map.
+    unsafe { bpf_kptr_xchg(value, obj.cast()) }.cast()
 }

@@ -170,12 +170,14 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
     0
 }
 
-/// The drain: when the loader itself calls getpgid(), wait for every object
-/// in flight (kvfree_rcu_barrier()). Sleepable, so it may only attach to an
+/// The drain: when the loader itself calls getpgid(), free what bursts
+/// still hold, then wait for every object in flight
+/// (kvfree_rcu_barrier()). Sleepable, so it may only attach to an
 /// error-injectable function such as a system call.
 #[fentry(function = "__x64_sys_getpgid", sleepable)]
 pub fn drain(_ctx: FEntryContext) -> u32 {
     if (bpf_get_current_pid_tgid() >> 32) as u32 == RUN_CONFIG.load().loader_tgid {
+        crate::triggers::release_held();
         // SAFETY: a sleepable kfunc in a sleepable program.
         unsafe { bpf_nolock_barrier() };
     }

@@ -3,18 +3,20 @@
 //! attached to. They differ only in where they are attached: the work is
 //! one function, `exercise()`.
 
-use core::ptr::null_mut;
+use core::{ffi::c_void, ptr::null_mut};
 
 use aya_ebpf::{
-    helpers::{bpf_get_prandom_u32, bpf_get_smp_processor_id},
+    helpers::{bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_loop},
     macros::{btf_tracepoint, fentry, kprobe, perf_event},
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
-use probe_common::{InFlight, NolockObj, RunConfig, Trigger, ctx};
+use probe_common::{
+    HELD_SLOTS, InFlight, MAX_BURST, MAX_HOLD_CPUS, NolockObj, RunConfig, Trigger, ctx, held_slot,
+};
 
 use crate::{
-    counters::{COUNTERS, IN_FLIGHT, RUN_CONFIG, count},
-    kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock},
+    counters::{COUNTERS, HOLDING, IN_FLIGHT, RUN_CONFIG, count},
+    kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
 
 #[inline(always)]
@@ -23,8 +25,8 @@ fn random() -> u32 {
     unsafe { bpf_get_prandom_u32() }
 }
 
-/// One hit: up to `burst` (at most four) objects allocated and held, then
-/// all freed. The
+/// One hit: one object allocated, then freed at once, or with a burst
+/// held until the hit that completes the burst frees them all. The
 /// context the kernel saw comes from each object's header, so the report
 /// shows where the call really ran, not where it was meant to.
 #[inline(always)]
@@ -46,28 +48,67 @@ fn exercise(trigger: Trigger) -> u32 {
             return 0;
         }
     }
-
-    // The burst is held in separate locals, not an array: the verifier
-    // tracks each reference in its own stack slot and loses them in an
-    // array walked with a variable index.
-    let a = allocate(tag, &cfg, 0);
-    let b = allocate(tag, &cfg, 1);
-    let c = allocate(tag, &cfg, 2);
-    let d = allocate(tag, &cfg, 3);
-    release(tag, &cfg, a);
-    release(tag, &cfg, b);
-    release(tag, &cfg, c);
-    release(tag, &cfg, d);
+    let obj = allocate(tag, &cfg);
+    if cfg.burst <= 1 || cpu >= MAX_HOLD_CPUS {
+        release(&cfg, obj);
+    } else {
+        hold(tag, &cfg, cpu, obj);
+    }
     0
 }
 
-/// Allocates the `i`th object of a burst, or returns NULL (past the burst,
-/// or when the kernel said no).
+/// Puts `obj` into the trigger's next `HELD` slot on this CPU; the hit that
+/// fills the last slot frees the whole burst, back to back. A trigger
+/// program does not run nested in itself on one CPU, so its place in the
+/// burst has one writer.
 #[inline(always)]
-fn allocate(tag: u32, cfg: &RunConfig, i: u32) -> *mut NolockObj {
-    if i >= cfg.burst {
-        return null_mut();
+fn hold(tag: u32, cfg: &RunConfig, cpu: u32, obj: *mut NolockObj) {
+    let Some(place) = HOLDING.get_ptr_mut(tag) else {
+        release(cfg, obj);
+        return;
+    };
+    // SAFETY: this CPU's value of an existing slot.
+    let i = unsafe { *place };
+    if !obj.is_null() {
+        // The slot is empty (the last burst emptied it), but whatever
+        // kptr_xchg() gives back is released: the verifier insists.
+        release(cfg, held_swap(held_slot(cpu, tag, i), obj));
     }
+    if i + 1 < cfg.burst {
+        // SAFETY: as above.
+        unsafe { *place = i + 1 };
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { *place = 0 };
+    count!(tag, bursts);
+    for j in 0..MAX_BURST {
+        if j >= cfg.burst {
+            break;
+        }
+        release(cfg, held_swap(held_slot(cpu, tag, j), null_mut()));
+    }
+}
+
+/// Frees every object still held in a burst, on every CPU: the drain runs
+/// it once the triggers are detached, so each object is followed to its
+/// reclaim like the others and none is left to the map's destructor.
+#[inline(always)]
+pub fn release_held() {
+    // SAFETY: bpf_loop() calls the callback HELD_SLOTS times with its
+    // index; the callback holds no reference across calls.
+    unsafe { bpf_loop(HELD_SLOTS, release_held_slot as *mut c_void, null_mut(), 0) };
+}
+
+#[inline(never)]
+extern "C" fn release_held_slot(slot: u64, _ctx: *mut c_void) -> i64 {
+    release(&RUN_CONFIG.load(), held_swap(slot as u32, null_mut()));
+    0
+}
+
+/// Allocates one object, or returns NULL when the kernel said no.
+#[inline(always)]
+fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
     count!(tag, calls);
     // `get` and `checked_rem`, not indexing and `%`: a panic path is code
     // the verifier refuses (it never ends in an exit).
@@ -88,13 +129,15 @@ fn allocate(tag: u32, cfg: &RunConfig, i: u32) -> *mut NolockObj {
     obj
 }
 
-/// Frees an object of a burst with kfree_rcu_nolock(), or kfree_nolock()
-/// for the configured share.
+/// Frees an object with kfree_rcu_nolock(), or kfree_nolock() for the
+/// configured share, counted for the trigger that allocated it.
 #[inline(always)]
-fn release(tag: u32, cfg: &RunConfig, obj: *mut NolockObj) {
+pub fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     if obj.is_null() {
         return;
     }
+    // SAFETY: `obj` is a valid object until it is released.
+    let tag = unsafe { (*obj).tag };
     if cfg.nolock_share_pct > 0 && random() % 100 < cfg.nolock_share_pct {
         // SAFETY: releases a reference taken by allocate().
         unsafe { bpf_kfree_nolock(obj) };
@@ -148,7 +191,8 @@ fentry_trigger! {
     trigger_fentry_barn_get_empty_sheaf: "barn_get_empty_sheaf" => Trigger::FentryBarnGetEmptySheaf;
 }
 
-/// One tp_btf trigger per tracepoint: task, softirq, hardirq and NMI.
+/// One tp_btf trigger per tracepoint: task, softirq, hardirq, NMI, and
+/// inside the locking code.
 macro_rules! tracepoint_trigger {
     ($($program:ident: $tracepoint:literal => $trigger:expr;)+) => {$(
         #[btf_tracepoint(function = $tracepoint)]
@@ -163,4 +207,5 @@ tracepoint_trigger! {
     trigger_softirq: "softirq_entry" => Trigger::Softirq;
     trigger_hrtimer: "hrtimer_expire_entry" => Trigger::Hrtimer;
     trigger_nmi: "nmi_handler" => Trigger::Nmi;
+    trigger_lock_contention: "contention_begin" => Trigger::LockContention;
 }

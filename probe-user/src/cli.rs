@@ -73,8 +73,9 @@ pub struct RunArgs {
     /// Percentage of objects freed with kfree_nolock() instead [default: 0].
     #[arg(long)]
     pub nolock_share: Option<u32>,
-    /// Objects each hit allocates and holds before freeing them all,
-    /// 1..=4 [default: 1].
+    /// Objects a trigger holds on a CPU, one more per hit, before the hit
+    /// that completes the burst frees them all back to back, 1..=128
+    /// [default: 1: each is freed at once].
     #[arg(long)]
     pub burst: Option<u32>,
     /// NMI backtrace IPIs per second (sysrq-l) for the nmi trigger where

@@ -158,6 +158,31 @@ mod tests {
         );
     }
 
+    /// Two real repeated runs of one scenario (results/README.md says how
+    /// they were made) pass the default gate; the same base against them with
+    /// a premature free in every repeat does not.
+    #[test]
+    fn two_committed_repeated_runs_pass_the_default_gate() {
+        let read = |name: &str| -> Value {
+            let path = format!("{}/../results/{name}", env!("CARGO_MANIFEST_DIR"));
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let (base, new) = (read("baseline.json"), read("vm-debug-repeat3.json"));
+        assert!(base["repeats"].as_array().is_some_and(|r| r.len() >= 3), "baseline.json has its repeats");
+        let t = parse_thresholds(DEFAULT_THRESHOLDS).unwrap();
+        let rows = compare(&base, &new, &t);
+        assert!(rows.iter().filter(|r| r.threshold.is_some()).count() >= 4, "{rows:?}");
+        let regressed: Vec<&Row> = rows.iter().filter(|r| r.regressed).collect();
+        assert!(regressed.is_empty(), "{regressed:?}");
+
+        let mut broken = new.clone();
+        broken["totals"]["premature"] = json!(1);
+        for run in broken["repeats"].as_array_mut().unwrap() {
+            run["totals"]["premature"] = json!(1);
+        }
+        assert!(compare(&base, &broken, &t).iter().any(|r| r.name == "premature" && r.regressed));
+    }
+
     #[test]
     fn noise_from_repeats_keeps_the_gate_quiet() {
         let t = vec![("latency.*.total.p99_ns".to_string(), 0.1)];

@@ -172,7 +172,7 @@ mod tests {
             (&["--payload-size", "4097"][..], "--payload-size must be at most 4096"),
             (&["--payload-size", "1,2,3,4,5"][..], "one to 4 sizes"),
             (&["--perf-frequency", "0"][..], "--perf-frequency must be between"),
-            (&["--burst", "5"][..], "--burst must be between 1 and 4"),
+            (&["--burst", "129"][..], "--burst must be between 1 and 128"),
             (&["--nolock-share", "101"][..], "at most 100"),
             (&["--trigger", "bogus"][..], "there is no trigger bogus"),
             (&["--scenario", "bogus"][..], "there is no scenario bogus"),

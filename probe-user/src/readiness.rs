@@ -135,21 +135,20 @@ pub fn trigger_support(btf: &KernelBtf, trigger: Trigger, nmi_source: bool) -> R
                 return Err("the kernel has no kprobes (CONFIG_KPROBES)".into());
             }
             if !btf.has_func(f) {
-                return Err(format!(
-                    "the kernel has no {f}() (it comes with CONFIG_DEBUG_VM or CONFIG_PROVE_LOCKING)"
-                ));
+                return Err(format!("the kernel has no {f}() (it comes with {})", trigger.needs()));
             }
         }
         Attach::Fentry(f) => {
             if !btf.has_func(f) {
                 return Err(format!(
-                    "the kernel has no {f}() in its BTF (inlined, renamed or configured out)"
+                    "the kernel has no {f}() in its BTF (it comes with {}; inlined, renamed or configured out)",
+                    trigger.needs()
                 ));
             }
         }
         Attach::TpBtf(tp) => {
             if !btf.has_type(&format!("btf_trace_{tp}")) {
-                return Err(format!("the kernel has no {tp} tracepoint"));
+                return Err(format!("the kernel has no {tp} tracepoint (it comes with {})", trigger.needs()));
             }
         }
         Attach::PerfEvent => {}
@@ -240,6 +239,8 @@ mod tests {
             trigger_support(&btf, Trigger::Syscall, true).unwrap_err().contains("no sys_enter tracepoint")
         );
         assert!(trigger_support(&btf, Trigger::Nmi, false).is_err());
+        let why = trigger_support(&btf, Trigger::LockContention, true).unwrap_err();
+        assert!(why.contains("no contention_begin tracepoint (it comes with CONFIG_TRACING)"), "{why}");
         let why = trigger_support(&btf, Trigger::FentrySlabFree, true).unwrap_err();
         assert!(why.contains("__slab_free()"), "{why}");
         // The core check does not need the locked-slab hook.

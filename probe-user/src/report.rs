@@ -146,11 +146,16 @@ pub struct Verdict {
 
 impl TriggerReport {
     /// `per_cpu_values` is indexed by CPU id, as the per-CPU map returns
-    /// them; only the CPUs in `cpus` are reported.
+    /// them. The CPUs in `cpus` are reported, and any other CPU where the
+    /// kernel or the drain did work for the trigger's objects (an RCU
+    /// callback, a burst freed after the run), so that nothing is left out
+    /// of the totals when `--cpus` names fewer CPUs.
     pub fn new(trigger: Trigger, attach: String, cpus: &[u32], per_cpu_values: &[TriggerCounters]) -> Self {
-        let per_cpu: Vec<CpuCounters> = cpus
+        let per_cpu: Vec<CpuCounters> = per_cpu_values
             .iter()
-            .filter_map(|&cpu| per_cpu_values.get(cpu as usize).map(|c| CpuCounters { cpu, counters: *c }))
+            .zip(0u32..)
+            .filter(|&(c, cpu)| cpus.contains(&cpu) || *c != TriggerCounters::default())
+            .map(|(c, cpu)| CpuCounters { cpu, counters: *c })
             .collect();
         let total = sum(per_cpu.iter().map(|c| &c.counters));
         TriggerReport { name: trigger.name(), attach, intended: trigger.intended().name(), per_cpu, total }
@@ -299,13 +304,16 @@ mod tests {
 
     #[test]
     fn per_cpu_values_are_summed_over_the_reported_cpus() {
-        // The map returns one value per possible CPU; CPU 2 is not online.
-        let values = [counters(10, 7, 3), counters(5, 5, 0), counters(100, 0, 100)];
+        // The map returns one value per possible CPU; CPU 2 is not online,
+        // CPU 3 is not in the run but reclaimed two of its objects there.
+        let elsewhere = TriggerCounters { reclaimed: 2, ..Default::default() };
+        let values = [counters(10, 7, 3), counters(5, 5, 0), TriggerCounters::default(), elsewhere];
         let t = TriggerReport::new(Trigger::LockedKprobe, "kprobe:x".into(), &[0, 1], &values);
-        assert_eq!(t.per_cpu.len(), 2);
+        assert_eq!(t.per_cpu.iter().map(|c| c.cpu).collect::<Vec<_>>(), [0, 1, 3]);
         assert_eq!(t.total.calls, 15);
         assert_eq!(t.total.sheaf, 12);
         assert_eq!(t.total.fallback, 3);
+        assert_eq!(t.total.reclaimed, 2);
         assert_eq!(t.total.alloc_ctx, [0, 0, 15, 0]);
         assert_eq!(sum([&t.total, &t.total]).calls, 30);
     }

@@ -69,6 +69,21 @@ mod tests {
         assert!(checked > 0, "no result in {}", dir.display());
     }
 
+    /// The schema names every trigger the tool has, and only those.
+    #[test]
+    fn the_schema_knows_every_trigger() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let names: Vec<&str> = schema["$defs"]["trigger_name"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let ours: Vec<&str> = probe_common::Trigger::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(names, ours);
+        assert_eq!(schema["properties"]["plan"]["properties"]["burst"]["maximum"], probe_common::MAX_BURST);
+    }
+
     #[test]
     fn a_broken_result_is_caught() {
         let v = serde_json::json!({"schema_version": 1, "tool": {"name": "nolock-probe", "version": "0"}});

@@ -21,16 +21,23 @@ pub fn build_ebpf(root: &Root, cache: &Path) -> Result<PathBuf> {
     let target = cache.join("target");
     let bc = target.join("kfuncs/kfuncs.bc");
     step("build-ebpf: BPF programs", || {
+        // The bitcode is replaced only when it changes: probe-ebpf's build
+        // script relinks the object when it does (cargo cannot see a
+        // pre-link argument's file).
         root.run(
             &format!(
-                "mkdir -p '{dir}' && clang-22 -target bpf -g -O2 -Wall -Werror -emit-llvm -c probe-ebpf/src/kfuncs.c -o '{bc}' && \
+                "mkdir -p '{dir}' && clang-22 -target bpf -g -O2 -Wall -Werror -DHELD_SLOTS={slots} -emit-llvm \
+                 -c probe-ebpf/src/kfuncs.c -o '{bc}.new' && \
+                 {{ cmp -s '{bc}.new' '{bc}' && rm '{bc}.new' || mv '{bc}.new' '{bc}'; }} && \
                  cargo build -q -p probe-ebpf --release --target {BPF_TARGET} -Z build-std=core",
                 dir = bc.parent().unwrap_or(&target).display(),
-                bc = bc.display()
+                bc = bc.display(),
+                slots = probe_common::HELD_SLOTS,
             ),
             &[
                 // Without --btf bpf-linker drops the debug info the BTF comes from.
                 ("RUSTFLAGS", format!("-C debuginfo=2 -C link-arg=--btf -Z pre-link-arg={}", bc.display())),
+                ("NOLOCK_PROBE_KFUNCS_BC", bc.display().to_string()),
             ],
         )
     })?;

@@ -127,6 +127,43 @@ pub fn all_problems(report: &Value, names: &[&str], min_kinds: usize, rt: bool) 
     problems
 }
 
+/// Every problem with a run of the `bursts` scenario: it passed (so every
+/// call was accounted for after the drain freed unfinished bursts, and
+/// nothing was lost), and every trigger that made a burst's worth of calls
+/// freed whole bursts, which filled rcu sheaves.
+pub fn burst_problems(report: &Value, burst: u64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["verdict"]["pass"] != Value::Bool(true) {
+        problems.push(format!("the verdict is not pass: {}", report["verdict"]["reasons"]));
+    }
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let (mut bursts, mut full_sheaves) = (0, 0);
+    for t in report["triggers"].as_array().into_iter().flatten() {
+        let total = &t["total"];
+        let handled = n(&total["alloc_fail"]) + n(&total["freed_rcu"]) + n(&total["freed_nolock"]);
+        if handled != n(&total["calls"]) {
+            problems.push(format!(
+                "trigger {}: {} calls, but only {handled} failed or freed (held objects left behind?)",
+                t["name"],
+                n(&total["calls"])
+            ));
+        }
+        // Per CPU a burst needs `burst` calls; the total is a loose bound.
+        if n(&total["calls"]) >= 2 * burst * 64 && n(&total["bursts"]) == 0 {
+            problems.push(format!("trigger {} made {} calls but no burst", t["name"], n(&total["calls"])));
+        }
+        bursts += n(&total["bursts"]);
+        full_sheaves += n(&total["sheaf_call_rcu"]) + n(&total["sheaf_call_rcu_deferred"]);
+    }
+    if bursts == 0 {
+        problems.push("no trigger freed a burst".into());
+    }
+    if full_sheaves == 0 {
+        problems.push("no burst filled an rcu sheaf".into());
+    }
+    problems
+}
+
 /// What a fault kernel's run must show: a failed verdict with a reason
 /// that starts with `reason`.
 pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
@@ -180,6 +217,29 @@ mod tests {
                 {"path": "fallback", "reclaimed": 3, "stages": stages},
             ]},
         })
+    }
+
+    #[test]
+    fn burst_requirements_fire() {
+        let run = |calls: u64, freed: u64, bursts: u64, full: u64| {
+            json!({
+                "verdict": {"pass": true, "reasons": []},
+                "triggers": [{"name": "hrtimer", "total": {
+                    "calls": calls, "alloc_fail": 0, "freed_rcu": freed, "freed_nolock": 0,
+                    "bursts": bursts, "sheaf_call_rcu": full, "sheaf_call_rcu_deferred": 0,
+                }}],
+            })
+        };
+        assert_eq!(burst_problems(&run(10_000, 10_000, 150, 3), 64), Vec::<String>::new());
+        assert_eq!(
+            burst_problems(&run(10_000, 9_990, 0, 0), 64),
+            [
+                "trigger \"hrtimer\": 10000 calls, but only 9990 failed or freed (held objects left behind?)",
+                "trigger \"hrtimer\" made 10000 calls but no burst",
+                "no trigger freed a burst",
+                "no burst filled an rcu sheaf",
+            ]
+        );
     }
 
     #[test]

@@ -219,6 +219,11 @@ impl Root {
             .env("PATH", "/opt/bpf-linker/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("CARGO_HOME", self.cache.join("cargo-home"))
             .env("CARGO_TARGET_DIR", self.cache.join("target"))
+            // Freshness by content, not mtime: every checkout (a clean
+            // clone, a developer's tree) shares the cached target
+            // directory, and a file edited before another checkout's build
+            // would otherwise look older than that build's artifacts.
+            .env("CARGO_UNSTABLE_CHECKSUM_FRESHNESS", "true")
             // The BPF build needs -Z flags on the release compiler. Every
             // cargo in the root gets the same value: proc-macro2's build
             // script watches it, and a change would rebuild every proc
