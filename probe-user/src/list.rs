@@ -17,14 +17,19 @@ pub fn list() -> Result<()> {
     }
     let btf = Path::new(VMLINUX_BTF).exists().then(readiness::running_kernel_btf).transpose()?;
     let nmi_source = probes::perf_source() == probes::PerfSource::HardwareCycles || nmi::available();
+    let preempt_rt = readiness::preempt_rt();
     println!("\ntriggers (--trigger NAME) on this kernel:");
     for t in Trigger::ALL {
         let status = match &btf {
             None => format!("unknown: no {VMLINUX_BTF}"),
-            Some(b) => match readiness::trigger_support(b, t, nmi_source) {
-                Ok(()) => "supported".into(),
-                Err(why) => format!("unsupported: {why}"),
-            },
+            Some(b) => {
+                match (readiness::trigger_support(b, t, nmi_source), readiness::trigger_hazard(t, preempt_rt))
+                {
+                    (Ok(()), None) => "supported".into(),
+                    (Ok(()), Some(hazard)) => format!("supported, but scenarios leave it out: {hazard}"),
+                    (Err(why), _) => format!("unsupported: {why}"),
+                }
+            }
         };
         println!("  {:<28} {:<8} {}\n  {:<28} {status}", t.name(), t.intended().name(), t.description(), "");
     }

@@ -162,6 +162,34 @@ pub fn trigger_support(btf: &KernelBtf, trigger: Trigger, nmi_source: bool) -> R
     Ok(())
 }
 
+/// Whether the running kernel is PREEMPT_RT: its version string (uname -v)
+/// says so, as it has since PREEMPT_RT was merged.
+pub fn preempt_rt() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/version").is_ok_and(|v| version_is_preempt_rt(&v))
+}
+
+fn version_is_preempt_rt(version: &str) -> bool {
+    version.split_whitespace().any(|w| w == "PREEMPT_RT")
+}
+
+/// A kernel problem `trigger` is known to run into on this kind of kernel,
+/// in one sentence. Scenarios leave such a trigger out with this reason;
+/// named with --trigger it runs, so the problem can be reproduced.
+pub fn trigger_hazard(trigger: Trigger, preempt_rt: bool) -> Option<&'static str> {
+    match trigger {
+        // Found by this tool: rtlock_slowlock_locked() fires the tracepoint
+        // with the rt_mutex's wait_lock held; can_spin_trylock() lets
+        // kmalloc_nolock() go on, and rt_spin_trylock() takes a wait_lock.
+        Trigger::LockContention if preempt_rt => Some(
+            "on PREEMPT_RT contention_begin fires inside rtlock_slowlock_locked() with an rt_mutex \
+             wait_lock held, and kmalloc_nolock()'s spin_trylock() takes another wait_lock, which \
+             lockdep reports as recursive locking (a self-deadlock when the contended lock is the \
+             slab's own); name it with --trigger to reproduce that",
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +273,24 @@ mod tests {
         assert!(why.contains("__slab_free()"), "{why}");
         // The core check does not need the locked-slab hook.
         check(&btf).unwrap();
+    }
+
+    #[test]
+    fn preempt_rt_is_read_from_the_version_string() {
+        assert!(version_is_preempt_rt("#2 SMP PREEMPT_RT Tue Dec  1 07:40:00 UTC 2026\n"));
+        assert!(!version_is_preempt_rt("#2 SMP PREEMPT_DYNAMIC Tue Dec  1 07:40:00 UTC 2026\n"));
+    }
+
+    #[test]
+    fn only_known_problems_are_hazards() {
+        assert!(trigger_hazard(Trigger::LockContention, true).is_some_and(|h| h.contains("--trigger")));
+        assert!(trigger_hazard(Trigger::LockContention, false).is_none());
+        assert!(
+            Trigger::ALL
+                .iter()
+                .filter(|&&t| t != Trigger::LockContention)
+                .all(|&t| trigger_hazard(t, true).is_none())
+        );
     }
 
     #[test]

@@ -40,21 +40,30 @@ struct Watched {
 /// Splits the plan's triggers into those the kernel can run and those it
 /// cannot. Triggers named on the command line must all run; a scenario's
 /// run where the kernel supports them, and the report lists the others.
+/// A trigger with a known kernel problem here (`trigger_hazard`) is left
+/// out of scenarios with its reason, and runs when it is named.
 fn supported(
     plan: &Plan,
     args: &RunArgs,
     btf: &KernelBtf,
     nmi_source: bool,
 ) -> Result<(Vec<Trigger>, Vec<Unsupported>)> {
+    let from_scenario = args.triggers.is_empty();
+    let preempt_rt = readiness::preempt_rt();
     let mut triggers = Vec::new();
     let mut unsupported = Vec::new();
     for &t in &plan.triggers {
-        match readiness::trigger_support(btf, t, nmi_source) {
-            Ok(()) => triggers.push(t),
-            Err(reason) if args.triggers.is_empty() => {
-                unsupported.push(Unsupported { trigger: t.name(), reason })
+        match (readiness::trigger_support(btf, t, nmi_source), readiness::trigger_hazard(t, preempt_rt)) {
+            (Ok(()), None) => triggers.push(t),
+            (Ok(()), Some(hazard)) if from_scenario => {
+                unsupported.push(Unsupported { trigger: t.name(), reason: format!("left out: {hazard}") })
             }
-            Err(reason) => bail!("trigger {} cannot run here: {reason}", t.name()),
+            (Ok(()), Some(hazard)) => {
+                eprintln!("nolock-probe: trigger {} runs although {hazard}", t.name());
+                triggers.push(t);
+            }
+            (Err(reason), _) if from_scenario => unsupported.push(Unsupported { trigger: t.name(), reason }),
+            (Err(reason), _) => bail!("trigger {} cannot run here: {reason}", t.name()),
         }
     }
     if triggers.is_empty() {
