@@ -129,6 +129,11 @@ pub struct TriggerCounters {
     pub retry_sheaf: u64,
     pub retry_sheaf_fail: u64,
 
+    /// A reclaim path gave back memory that `IN_FLIGHT` still listed, but
+    /// it no longer held that object (another `alloc_ns`): the object's
+    /// own reclaim went unseen, and the memory's new owner is not judged.
+    pub stale: u64,
+
     /// Bursts (`--burst`) the trigger freed back to back; the drain frees
     /// what an unfinished burst still held, and does not count it here.
     pub bursts: u64,
@@ -158,6 +163,7 @@ impl TriggerCounters {
         self.unattributed += other.unattributed;
         self.retry_sheaf += other.retry_sheaf;
         self.retry_sheaf_fail += other.retry_sheaf_fail;
+        self.stale += other.stale;
         self.bursts += other.bursts;
     }
 }
@@ -356,6 +362,9 @@ pub struct InFlight {
     pub tag: u32,
     /// Non-zero once `defer_kfree_rcu()` took it.
     pub fell_back: u32,
+    /// The object's `alloc_ns`: with the address, it names this object and
+    /// not whatever the memory holds once the object is gone.
+    pub alloc_ns: u64,
 }
 
 /// What the observers know about an rcu sheaf between `call_rcu()` and
@@ -380,7 +389,7 @@ pub const MAX_SHEAF_OBJECTS: u32 = 256;
 /// (a block is one page of pointers).
 pub const MAX_BULK_RECORDS: u32 = 512;
 /// Entries of one kvfree_rcu list the reclaim observer walks.
-pub const MAX_LIST_ENTRIES: u32 = 512;
+pub const MAX_LIST_ENTRIES: u32 = 1 << 16;
 
 /// Per-CPU scratch state of the observers (`OBSERVER_STATE` slots).
 pub mod observer_state {

@@ -8,8 +8,8 @@ use core::{ffi::c_void, mem::offset_of};
 
 use aya_ebpf::{
     helpers::{bpf_loop, bpf_probe_read_kernel},
-    macros::fentry,
-    programs::FEntryContext,
+    macros::{fentry, kprobe},
+    programs::{FEntryContext, ProbeContext},
 };
 use probe_common::{
     MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, NolockObj, Path, SheafInFlight, Stage,
@@ -20,13 +20,36 @@ use crate::{
     kfuncs::bpf_nolock_gp_elapsed,
 };
 
-/// Argument `n` of the traced function as a plain number. The verifier
-/// types pointer arguments as kernel pointers and forbids adding the walk's
-/// variable offsets to them; a copy read from the context is a number.
+// Where each observer is hooked decides whether the kernel can skip it,
+// and a skipped run leaves a whole sheaf or block of objects unseen (seen:
+// 507 objects of one kvfree_rcu bulk block, then "lost", or a false
+// "premature" once their memory came back in another user's sheaf).
+// - An fentry program runs preemptibly (migrate_disable() only), and while
+//   a preempted run holds the program's per-CPU recursion guard, the
+//   kernel skips every other run of it on that CPU.
+// - A kprobe runs with preemption disabled, but is skipped when it fires
+//   inside another kprobe's handler, as in a softirq on the way out of an
+//   interrupt that hit the locked-slab kprobe trigger.
+// So kvfree_rcu_bulk() and kvfree_rcu_list() (workqueues, never inside an
+// interrupt) get kprobes; rcu_free_sheaf() runs in softirq, which no task
+// preempts, and gets fentry, except on PREEMPT_RT, where RCU callbacks run
+// in preemptible threads and never inside an interrupt: a kprobe there
+// (the `_rt` programs; the loader picks).
+
+/// Argument `n` of an fentry program's function as a plain number. The
+/// verifier types pointer arguments as kernel pointers and forbids adding
+/// the walks' variable offsets to them; a copy read from the context is a
+/// number.
 #[inline(always)]
-fn arg_value(ctx: &FEntryContext, n: usize) -> u64 {
+fn fentry_arg(ctx: &FEntryContext, n: usize) -> u64 {
     use aya_ebpf::EbpfContext;
     read(ctx.as_ptr() as u64 + n as u64 * 8)
+}
+
+/// Argument `n` of a kprobe's function (0 if absent).
+#[inline(always)]
+fn arg_value(ctx: &ProbeContext, n: usize) -> u64 {
+    ctx.arg(n).unwrap_or(0)
 }
 
 /// Reads a kernel word; 0 if it cannot be read.
@@ -46,6 +69,11 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
     };
     let _ = IN_FLIGHT.remove(&obj);
     let tag = state.tag;
+    let alloc_ns: u64 = read(obj + offset_of!(NolockObj, alloc_ns) as u64);
+    if alloc_ns != state.alloc_ns {
+        count!(tag, stale);
+        return;
+    }
     count!(tag, reclaimed);
     let free_ns: u64 = read(obj + offset_of!(NolockObj, free_ns) as u64);
     let cookie: u64 = read(obj + offset_of!(NolockObj, gp_cookie) as u64);
@@ -147,21 +175,31 @@ fn reclaim_array(base: u64, n: u32, now: u64, info: Option<SheafInFlight>) {
 /// period is over and its objects go back to the barn or the slabs.
 #[fentry(function = "rcu_free_sheaf")]
 pub fn rcu_free_sheaf(ctx: FEntryContext) -> u32 {
-    reclaim_sheaf(&ctx)
+    reclaim_sheaf(fentry_arg(&ctx, 0))
+}
+
+#[kprobe]
+pub fn rcu_free_sheaf_rt(ctx: ProbeContext) -> u32 {
+    reclaim_sheaf(arg_value(&ctx, 0))
 }
 
 /// `static void rcu_free_sheaf_nobarn(struct rcu_head *head)`: the same for
 /// sheaves that a flush (kvfree_rcu_barrier(), CPU offline) handed to RCU.
 #[fentry(function = "rcu_free_sheaf_nobarn")]
 pub fn rcu_free_sheaf_nobarn(ctx: FEntryContext) -> u32 {
-    reclaim_sheaf(&ctx)
+    reclaim_sheaf(fentry_arg(&ctx, 0))
+}
+
+#[kprobe]
+pub fn rcu_free_sheaf_nobarn_rt(ctx: ProbeContext) -> u32 {
+    reclaim_sheaf(arg_value(&ctx, 0))
 }
 
 #[inline(always)]
-fn reclaim_sheaf(ctx: &FEntryContext) -> u32 {
+fn reclaim_sheaf(rcu_head: u64) -> u32 {
     let cfg = RUN_CONFIG.load();
     let now = now();
-    let sheaf = arg_value(ctx, 0) - cfg.sheaf_rcu_head_off as u64;
+    let sheaf = rcu_head - cfg.sheaf_rcu_head_off as u64;
     // SAFETY: the value is copied out before the entry is removed.
     let info = unsafe { SHEAVES.get(&sheaf) }.copied();
     if info.is_some() {
@@ -175,10 +213,9 @@ fn reclaim_sheaf(ctx: &FEntryContext) -> u32 {
 /// `static void kvfree_rcu_bulk(struct kfree_rcu_cpu *krcp, struct
 /// kvfree_rcu_bulk_data *bnode, int idx)`: a block of kvfree_rcu() pointers
 /// whose grace period is over (idx 0: kmalloc'ed).
-#[fentry(function = "kvfree_rcu_bulk")]
-pub fn kvfree_rcu_bulk(ctx: FEntryContext) -> u32 {
-    let idx: u64 = ctx.arg(2);
-    if idx as u32 != 0 {
+#[kprobe]
+pub fn kvfree_rcu_bulk(ctx: ProbeContext) -> u32 {
+    if arg_value(&ctx, 2) as u32 != 0 {
         return 0;
     }
     let cfg = RUN_CONFIG.load();
@@ -191,8 +228,8 @@ pub fn kvfree_rcu_bulk(ctx: FEntryContext) -> u32 {
 
 /// `static void kvfree_rcu_list(struct kvfree_rcu_head *head)`: kvfree_rcu()
 /// objects chained through their heads, when no bulk block was available.
-#[fentry(function = "kvfree_rcu_list")]
-pub fn kvfree_rcu_list(ctx: FEntryContext) -> u32 {
+#[kprobe]
+pub fn kvfree_rcu_list(ctx: ProbeContext) -> u32 {
     let mut walk = ListWalk { head: arg_value(&ctx, 0), now: now() };
     // SAFETY: as in reclaim_array().
     unsafe { bpf_loop(MAX_LIST_ENTRIES, list_element as *mut c_void, &raw mut walk as *mut c_void, 0) };

@@ -129,6 +129,10 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
     obj
 }
 
+/// `BPF_NOEXIST` and the error it gives when the key exists.
+const BPF_NOEXIST: u64 = 1;
+const EEXIST: i32 = 17;
+
 /// Frees an object with kfree_rcu_nolock(), or kfree_nolock() for the
 /// configured share, counted for the trigger that allocated it.
 #[inline(always)]
@@ -148,9 +152,23 @@ pub fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     // period can end while this program runs: a broken kernel that frees at
     // once must still be caught.
     if cfg.track != 0 {
-        let state = InFlight { tag, ..Default::default() };
-        if IN_FLIGHT.insert(&(obj as u64), &state, 0).is_err() {
-            count!(tag, untracked);
+        let key = obj as u64;
+        // SAFETY: `obj` is a valid object until it is released.
+        let state = InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, ..Default::default() };
+        match IN_FLIGHT.insert(&key, &state, BPF_NOEXIST) {
+            Ok(()) => {}
+            Err(e) if e == -EEXIST => {
+                // The memory is ours again while IN_FLIGHT still lists the
+                // object it held before: that one's reclaim went unseen.
+                // SAFETY: a copy of the map value.
+                if let Some(old) = unsafe { IN_FLIGHT.get(&key) }.copied() {
+                    count!(old.tag, stale);
+                }
+                if IN_FLIGHT.insert(&key, &state, 0).is_err() {
+                    count!(tag, untracked);
+                }
+            }
+            Err(_) => count!(tag, untracked),
         }
     }
     // SAFETY: releases a reference taken by allocate().

@@ -22,25 +22,61 @@ use crate::latency;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nolock-probe.bpf.o"));
 
-/// fentry/fexit observers: program, fexit?, kernel function.
-const OBSERVERS: [(&str, bool, &str); 11] = [
-    ("kfree_rcu_sheaf_entry", false, "__kfree_rcu_sheaf"),
-    ("kfree_rcu_sheaf_exit", true, "__kfree_rcu_sheaf"),
-    ("defer_kfree_rcu", false, "defer_kfree_rcu"),
-    ("deferred_work_entry", false, "deferred_percpu_work_fn"),
-    ("deferred_work_exit", true, "deferred_percpu_work_fn"),
-    ("kvfree_call_rcu", false, "kvfree_call_rcu"),
-    ("call_rcu", false, "call_rcu"),
-    ("rcu_free_sheaf", false, "rcu_free_sheaf"),
-    ("rcu_free_sheaf_nobarn", false, "rcu_free_sheaf_nobarn"),
-    ("kvfree_rcu_bulk", false, "kvfree_rcu_bulk"),
-    ("kvfree_rcu_list", false, "kvfree_rcu_list"),
+/// How an observer is attached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    Fentry,
+    Fexit,
+    Kprobe,
+}
+
+/// Which kernels an observer is for: the sheaf reclaim observers are
+/// hooked where the kernel never skips them, and that differs on
+/// PREEMPT_RT (see probe-ebpf/src/reclaim.rs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    All,
+    NotRt,
+    Rt,
+}
+
+/// Observers: program, hook, kernel function, kernels.
+const OBSERVERS: [(&str, Hook, &str, Kernels); 13] = [
+    ("kfree_rcu_sheaf_entry", Hook::Fentry, "__kfree_rcu_sheaf", Kernels::All),
+    ("kfree_rcu_sheaf_exit", Hook::Fexit, "__kfree_rcu_sheaf", Kernels::All),
+    ("defer_kfree_rcu", Hook::Fentry, "defer_kfree_rcu", Kernels::All),
+    ("deferred_work_entry", Hook::Fentry, "deferred_percpu_work_fn", Kernels::All),
+    ("deferred_work_exit", Hook::Fexit, "deferred_percpu_work_fn", Kernels::All),
+    ("kvfree_call_rcu", Hook::Fentry, "kvfree_call_rcu", Kernels::All),
+    ("call_rcu", Hook::Fentry, "call_rcu", Kernels::All),
+    ("rcu_free_sheaf", Hook::Fentry, "rcu_free_sheaf", Kernels::NotRt),
+    ("rcu_free_sheaf_rt", Hook::Kprobe, "rcu_free_sheaf", Kernels::Rt),
+    ("rcu_free_sheaf_nobarn", Hook::Fentry, "rcu_free_sheaf_nobarn", Kernels::NotRt),
+    ("rcu_free_sheaf_nobarn_rt", Hook::Kprobe, "rcu_free_sheaf_nobarn", Kernels::Rt),
+    ("kvfree_rcu_bulk", Hook::Kprobe, "kvfree_rcu_bulk", Kernels::All),
+    ("kvfree_rcu_list", Hook::Kprobe, "kvfree_rcu_list", Kernels::All),
 ];
+
+/// The observers for this kernel.
+fn observers(preempt_rt: bool) -> impl Iterator<Item = (&'static str, Hook, &'static str)> {
+    OBSERVERS.into_iter().filter_map(move |(name, hook, func, kernels)| match kernels {
+        Kernels::NotRt if preempt_rt => None,
+        Kernels::Rt if !preempt_rt => None,
+        _ => Some((name, hook, func)),
+    })
+}
 
 /// The observers that follow objects to their reclaim (skipped with
 /// --no-latency).
-const RECLAIM_OBSERVERS: [&str; 5] =
-    ["kvfree_call_rcu", "rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"];
+pub const RECLAIM_OBSERVERS: [&str; 7] = [
+    "kvfree_call_rcu",
+    "rcu_free_sheaf",
+    "rcu_free_sheaf_rt",
+    "rcu_free_sheaf_nobarn",
+    "rcu_free_sheaf_nobarn_rt",
+    "kvfree_rcu_bulk",
+    "kvfree_rcu_list",
+];
 
 const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
 
@@ -66,6 +102,8 @@ pub struct Probes {
     trigger_links: Vec<Box<dyn Any>>,
     observer_links: Vec<Box<dyn Any>>,
     ebpf: Ebpf,
+    /// Picks the observers' hooks (`observers()`).
+    preempt_rt: bool,
 }
 
 /// Explains a program the kernel refused, then shows the end of the
@@ -109,30 +147,41 @@ impl Probes {
             }
             .map_err(|e| refused(name, e))?;
         }
-        for (name, exit, func) in OBSERVERS.iter().copied().chain([(DRAIN.0, false, DRAIN.1)]) {
-            if exit {
-                program::<FExit>(&mut ebpf, name)?.load(func, &btf).map_err(|e| refused(name, e))?;
-            } else {
-                program::<FEntry>(&mut ebpf, name)?.load(func, &btf).map_err(|e| refused(name, e))?;
+        let preempt_rt = crate::readiness::preempt_rt();
+        for (name, hook, func) in observers(preempt_rt).chain([(DRAIN.0, Hook::Fentry, DRAIN.1)]) {
+            match hook {
+                Hook::Fentry => program::<FEntry>(&mut ebpf, name)?.load(func, &btf),
+                Hook::Fexit => program::<FExit>(&mut ebpf, name)?.load(func, &btf),
+                Hook::Kprobe => program::<KProbe>(&mut ebpf, name)?.load(),
             }
+            .map_err(|e| refused(name, e))?;
         }
-        Ok(Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf })
+        Ok(Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf, preempt_rt })
     }
 
     /// Attaches the path observers, and the reclaim observers if `latency`.
     pub fn attach_observers(&mut self, latency: bool) -> Result<()> {
-        for (name, exit, func) in OBSERVERS {
+        for (name, hook, func) in observers(self.preempt_rt) {
             if !latency && RECLAIM_OBSERVERS.contains(&name) {
                 continue;
             }
-            let link: Box<dyn Any> = if exit {
-                let p = program::<FExit>(&mut self.ebpf, name)?;
-                let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
-                Box::new(p.take_link(id)?)
-            } else {
-                let p = program::<FEntry>(&mut self.ebpf, name)?;
-                let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
-                Box::new(p.take_link(id)?)
+            let link: Box<dyn Any> = match hook {
+                Hook::Fexit => {
+                    let p = program::<FExit>(&mut self.ebpf, name)?;
+                    let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
+                    Box::new(p.take_link(id)?)
+                }
+                Hook::Fentry => {
+                    let p = program::<FEntry>(&mut self.ebpf, name)?;
+                    let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
+                    Box::new(p.take_link(id)?)
+                }
+                Hook::Kprobe => {
+                    let p = program::<KProbe>(&mut self.ebpf, name)?;
+                    let id =
+                        p.attach(func, 0).with_context(|| format!("cannot attach a kprobe to {func}"))?;
+                    Box::new(p.take_link(id)?)
+                }
             };
             self.observer_links.push(link);
         }
@@ -350,5 +399,35 @@ pub fn perf_source() -> PerfSource {
         PerfSource::HardwareCycles
     } else {
         PerfSource::SoftwareCpuClock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On either kind of kernel every observed function is hooked, the
+    /// sheaf reclaim ones exactly once (twice would count nothing twice,
+    /// but would hide which hook the kernel skipped).
+    #[test]
+    fn each_kernel_gets_one_hook_per_reclaim_function() {
+        for rt in [false, true] {
+            let hooked: Vec<(&str, &str)> = observers(rt).map(|(name, _, func)| (name, func)).collect();
+            for (_, _, func, _) in OBSERVERS {
+                assert!(hooked.iter().any(|(_, f)| *f == func), "{func} unhooked (rt {rt})");
+            }
+            for func in ["rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"] {
+                assert_eq!(hooked.iter().filter(|(_, f)| *f == func).count(), 1, "{func} (rt {rt})");
+            }
+            for (name, _) in &hooked {
+                let reclaim = ["rcu_free_sheaf", "kvfree_rcu"].iter().any(|p| name.starts_with(p));
+                assert!(
+                    !reclaim || RECLAIM_OBSERVERS.contains(name),
+                    "{name} is not skipped with --no-latency"
+                );
+            }
+        }
+        let rt_sheaf = observers(true).find(|(_, _, f)| *f == "rcu_free_sheaf").map(|(_, h, _)| h);
+        assert!(rt_sheaf == Some(Hook::Kprobe));
     }
 }

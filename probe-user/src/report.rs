@@ -248,6 +248,34 @@ pub fn kernel_checks(
     out
 }
 
+/// Whether the observers followed every object, without which the
+/// premature and lost counts cannot be trusted: each object handed to
+/// kfree_rcu_nolock() ends in exactly one of reclaimed, untracked, stale
+/// (its reclaim went unseen) or lost, and the kernel never skipped a
+/// reclaim observer (`reclaim_misses`, its recursion protection).
+pub fn follow_checks(totals: &TriggerCounters, lost: u64, reclaim_misses: u64) -> Vec<Check> {
+    let ends = totals.reclaimed + totals.untracked + totals.stale + lost;
+    vec![
+        Check {
+            name: "objects_accounted",
+            pass: ends == totals.freed_rcu,
+            detail: format!(
+                "reclaimed {} + untracked {} + stale {} + lost {lost} = {ends}, kfree_rcu_nolock() calls {}",
+                totals.reclaimed, totals.untracked, totals.stale, totals.freed_rcu
+            ),
+        },
+        Check {
+            name: "reclaims_followed",
+            pass: totals.stale == 0 && reclaim_misses == 0,
+            detail: format!(
+                "{} objects' reclaims went unseen and the kernel skipped the reclaim observers {reclaim_misses} \
+                 times, so the premature and lost counts may be off",
+                totals.stale
+            ),
+        },
+    ]
+}
+
 /// One failed check per report in the kernel log.
 pub fn kernel_log_checks(kernel_log: &KernelLogReport) -> Vec<Check> {
     kernel_log
@@ -333,6 +361,18 @@ mod tests {
             "{}",
             v.reasons[0]
         );
+    }
+
+    #[test]
+    fn objects_not_followed_to_the_end_fail() {
+        let mut t = counters(10, 6, 4);
+        t.reclaimed = 9;
+        let names = |c: Vec<Check>| c.into_iter().filter(|c| !c.pass).map(|c| c.name).collect::<Vec<_>>();
+        assert!(names(follow_checks(&t, 1, 0)).is_empty());
+        assert_eq!(names(follow_checks(&t, 0, 0)), ["objects_accounted"]);
+        t.stale = 1;
+        assert_eq!(names(follow_checks(&t, 0, 0)), ["reclaims_followed"]);
+        assert_eq!(names(follow_checks(&t, 0, 2)), ["reclaims_followed"]);
     }
 
     #[test]

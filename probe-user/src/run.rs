@@ -268,8 +268,11 @@ fn once(setup: &Setup) -> Result<Report> {
         totals.sheaf_fail + totals.retry_sheaf_fail,
     );
 
+    let reclaim_misses: u64 = probes::RECLAIM_OBSERVERS.iter().filter_map(|p| recursion_misses.get(*p)).sum();
     let mut checks = if plan.latency {
-        report::kernel_checks(&totals, &in_flight, &kernel_log, &paths)
+        let mut c = report::kernel_checks(&totals, &in_flight, &kernel_log, &paths);
+        c.extend(report::follow_checks(&totals, in_flight.lost, reclaim_misses));
+        c
     } else {
         // Without the reclaim observers nothing can be said about early or
         // lost objects: those checks are not run, and the report says so.
