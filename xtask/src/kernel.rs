@@ -209,7 +209,13 @@ impl Kernels<'_> {
                     dir.display()
                 ),
             };
-            self.root.run(
+            // A user's tree is outside the cache and the checkout: the root
+            // has to see it too.
+            let root = match source {
+                SourceRef::Tree(dir) => self.root.with_mount(dir),
+                SourceRef::Deb(_) => self.root.clone(),
+            };
+            root.run(
                 &format!(
                     "{unpack} && cd '{t}' && git init -q && git add -f -A && \
                      git -c user.name=nolock-probe -c user.email=nolock-probe@localhost commit -q -m source && git tag base"

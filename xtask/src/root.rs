@@ -21,6 +21,7 @@ const BPF_LINKER_SCRIPT: &str = include_str!("../scripts/bpf-linker.sh");
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const SUITE: &str = "sid";
 
+#[derive(Clone)]
 pub struct Root {
     /// The chroot itself.
     pub path: PathBuf,
@@ -28,6 +29,9 @@ pub struct Root {
     cache: PathBuf,
     /// The checkout, bind-mounted at the same path inside.
     workspace: PathBuf,
+    /// More directories bind-mounted at their own paths (a user's kernel
+    /// tree for `--source`).
+    extra: Vec<PathBuf>,
 }
 
 pub fn require_host_root(what: &str) -> Result<()> {
@@ -94,7 +98,15 @@ impl Root {
             path: cache.join(format!("toolchain-{key}")).join("root"),
             cache: cache.to_path_buf(),
             workspace: workspace.to_path_buf(),
+            extra: Vec::new(),
         }
+    }
+
+    /// The same root with `dir` visible inside too, at its own path.
+    pub fn with_mount(&self, dir: &Path) -> Root {
+        let mut extra = self.extra.clone();
+        extra.push(dir.to_path_buf());
+        Root { path: self.path.clone(), cache: self.cache.clone(), workspace: self.workspace.clone(), extra }
     }
 
     fn stamp(&self, name: &str) -> PathBuf {
@@ -202,17 +214,18 @@ impl Root {
         let cwd = std::env::current_dir()?;
         let mut inner = String::from("cd \"$NP_CWD\" && ");
         inner.push_str(script);
-        let mounts = format!(
-            "set -e; r=\"$1\"; mount -t proc proc \"$r/proc\"; mount --rbind /sys \"$r/sys\"; mount --rbind /dev \"$r/dev\"; \
-             for d in \"$2\" \"$3\"; do mkdir -p \"$r$d\"; mount --bind \"$d\" \"$r$d\"; done; \
-             exec chroot \"$r\" /bin/sh -c \"$4\""
-        );
+        // $1 the root, $2 the script, then the directories to mount.
+        let mounts = "set -e; r=\"$1\"; s=\"$2\"; shift 2; mount -t proc proc \"$r/proc\"; \
+             mount --rbind /sys \"$r/sys\"; mount --rbind /dev \"$r/dev\"; \
+             for d in \"$@\"; do mkdir -p \"$r$d\"; mount --bind \"$d\" \"$r$d\"; done; \
+             exec chroot \"$r\" /bin/sh -c \"$s\"";
         let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &mounts, "sh"])
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", mounts, "sh"])
             .arg(&self.path)
+            .arg(inner)
             .arg(&self.cache)
             .arg(&self.workspace)
-            .arg(inner)
+            .args(&self.extra)
             .env_clear()
             .env("NP_CWD", cwd)
             .env("HOME", "/root")

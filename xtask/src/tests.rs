@@ -3,13 +3,14 @@
 
 use std::{
     fs,
+    path::PathBuf,
     process::{Command, ExitCode},
 };
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::{Ctx, e2e, step::step};
+use crate::{Ctx, e2e, step::step, vm};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -118,7 +119,7 @@ fn refusal(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     let out =
-        Command::new(&loader).args(["run", "--duration", "1"]).output().context("cannot run nolock-probe")?;
+        Command::new(loader).args(["run", "--duration", "1"]).output().context("cannot run nolock-probe")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = "nolock-probe: the running kernel lacks the nolock-probe kfuncs";
     if out.status.code() != Some(2)
@@ -142,24 +143,38 @@ const FAULTS: [(&str, &str); 3] = [
     ("spin-on-nolock", "console: [lockdep]"),
 ];
 
-/// The `all` scenario on kernel `flavor`: every trigger fired in its
-/// intended context or is listed as unsupported with its reason.
-fn all_scenario(ctx: &Ctx, flavor: &str) -> Result<()> {
-    let image = ctx.kernel(flavor, &[], None)?;
-    let out = ctx.cache.join(format!("test-results/all-{flavor}.json"));
+/// Boots kernel `flavor` (with `faults`) in the 2-vCPU guest and runs
+/// `nolock-probe args` there; its JSON, if any, goes to
+/// `<cache>/test-results/<name>.json`.
+fn guest_run(ctx: &Ctx, flavor: &str, faults: &[&str], name: &str, args: &[&str]) -> Result<vm::Outcome> {
+    let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+    let image = ctx.kernel(flavor, &faults, None)?;
+    let out = ctx.cache.join(format!("test-results/{name}.json"));
     let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(
-        &image,
-        ["run", "--scenario", "all", "--duration", "10"].map(String::from).to_vec(),
-        2,
-        out,
-        false,
-    )?;
+    ctx.vm(&image, args.iter().map(|a| a.to_string()).collect(), 2, out, false)
+}
+
+/// A guest run that must pass with a clean console: its JSON's path and
+/// contents.
+fn passing_run(ctx: &Ctx, flavor: &str, name: &str, args: &[&str]) -> Result<(PathBuf, serde_json::Value)> {
+    let outcome = guest_run(ctx, flavor, &[], name, args)?;
     if let Some(why) = outcome.describe_failure() {
         bail!("{why} (console: {})", outcome.console_log.display());
     }
     let json = outcome.json.context("the guest sent no JSON back")?;
-    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let report = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    Ok((json, report))
+}
+
+/// The `all` scenario on kernel `flavor`: every trigger fired in its
+/// intended context or is listed as unsupported with its reason.
+fn all_scenario(ctx: &Ctx, flavor: &str) -> Result<()> {
+    let (json, report) = passing_run(
+        ctx,
+        flavor,
+        &format!("all-{flavor}"),
+        &["run", "--scenario", "all", "--duration", "10"],
+    )?;
     let names: Vec<&str> = report["plan"]["triggers"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
@@ -187,15 +202,12 @@ fn all_scenario(ctx: &Ctx, flavor: &str) -> Result<()> {
 /// still show the report. When a kernel fixes it, this test fails, and
 /// the hazard can go.
 fn rt_lock_contention(ctx: &Ctx) -> Result<()> {
-    let image = ctx.kernel("rt", &[], None)?;
-    let out = ctx.cache.join("test-results/rt-lock-contention.json");
-    let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(
-        &image,
-        ["run", "--trigger", "lock_contention", "--duration", "10"].map(String::from).to_vec(),
-        2,
-        out,
-        false,
+    let outcome = guest_run(
+        ctx,
+        "rt",
+        &[],
+        "rt-lock-contention",
+        &["run", "--trigger", "lock_contention", "--duration", "10"],
     )?;
     let recursive = outcome.findings.iter().any(|(c, l)| c == "lockdep" && l.contains("recursive locking"));
     let console = fs::read_to_string(&outcome.console_log).unwrap_or_default();
@@ -217,21 +229,8 @@ fn rt_lock_contention(ctx: &Ctx) -> Result<()> {
 /// freed in bursts that fill rcu sheaves, and the drain frees what
 /// unfinished bursts still hold.
 fn bursts_scenario(ctx: &Ctx) -> Result<()> {
-    let image = ctx.kernel("debug", &[], None)?;
-    let out = ctx.cache.join("test-results/bursts.json");
-    let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(
-        &image,
-        ["run", "--scenario", "bursts", "--duration", "8"].map(String::from).to_vec(),
-        2,
-        out,
-        false,
-    )?;
-    if let Some(why) = outcome.describe_failure() {
-        bail!("{why} (console: {})", outcome.console_log.display());
-    }
-    let json = outcome.json.context("the guest sent no JSON back")?;
-    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let (json, report) =
+        passing_run(ctx, "debug", "bursts", &["run", "--scenario", "bursts", "--duration", "8"])?;
     let burst = report["plan"]["burst"].as_u64().unwrap_or(0);
     if burst < 2 {
         bail!("the bursts scenario ran with burst {burst}, not a real burst");
@@ -245,10 +244,7 @@ fn bursts_scenario(ctx: &Ctx) -> Result<()> {
 
 /// A short run on a kernel with `fault` applied must fail with `reason`.
 fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
-    let image = ctx.kernel("debug", &[fault.to_string()], None)?;
-    let out = ctx.cache.join(format!("test-results/fault-{fault}.json"));
-    let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(&image, ["run", "--duration", "8"].map(String::from).to_vec(), 2, out, false)?;
+    let outcome = guest_run(ctx, "debug", &[fault], &format!("fault-{fault}"), &["run", "--duration", "8"])?;
     let json = outcome.json.context("the fault run left no JSON")?;
     let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
     let problems = e2e::fault_problems(&report, reason);
@@ -269,15 +265,7 @@ fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
 /// A short VM run on the debug kernel: every trigger on both vCPUs, the
 /// paths add up, the locked-slab kprobe falls back, the console is clean.
 fn end_to_end(ctx: &Ctx) -> Result<()> {
-    let image = ctx.kernel("debug", &[], None)?;
-    let out = ctx.cache.join("test-results/e2e.json");
-    let _ = fs::remove_file(&out);
-    let outcome = ctx.vm(&image, ["run", "--duration", "10"].map(String::from).to_vec(), 2, out, false)?;
-    if let Some(why) = outcome.describe_failure() {
-        bail!("{why} (console: {})", outcome.console_log.display());
-    }
-    let json = outcome.json.context("the guest sent no JSON back")?;
-    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let (json, report) = passing_run(ctx, "debug", "e2e", &["run", "--duration", "10"])?;
     let mut problems = e2e::foundation_problems(&report, 2);
     problems.extend(e2e::verification_problems(&report));
     if !problems.is_empty() {
