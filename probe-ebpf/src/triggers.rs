@@ -136,7 +136,7 @@ const EEXIST: i32 = 17;
 /// Frees an object with kfree_rcu_nolock(), or kfree_nolock() for the
 /// configured share, counted for the trigger that allocated it.
 #[inline(always)]
-pub fn release(cfg: &RunConfig, obj: *mut NolockObj) {
+fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     if obj.is_null() {
         return;
     }
