@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use crate::metrics::{Better, Metric, metrics};
 
+/// Samples a latency percentile needs beyond it, in every repeat of both
+/// runs, to be gated: p99 needs 1000 samples, p50 20.
+const MIN_TAIL_SAMPLES: f64 = 10.0;
+
 /// The repository's default thresholds.
 pub const DEFAULT_THRESHOLDS: &str = include_str!("../../results/thresholds.toml");
 
@@ -53,6 +57,8 @@ pub struct Row {
     /// Twice the combined standard deviation of the repeats.
     pub noise: f64,
     pub threshold: Option<f64>,
+    /// Too few samples beyond the percentile to gate it.
+    pub few_samples: bool,
     pub regressed: bool,
 }
 
@@ -81,7 +87,9 @@ fn row(b: &Metric, n: &Metric, thresholds: &[(String, f64)]) -> Row {
     };
     let noise = 2.0 * (b.stddev.powi(2) + n.stddev.powi(2)).sqrt();
     let threshold = thresholds.iter().find(|(p, _)| matches(p, &b.name)).map(|(_, t)| *t);
-    let regressed = threshold.is_some_and(|t| worse > t && delta.abs() > noise);
+    // A percentile with few samples beyond it is one outlier, not a trend.
+    let few_samples = b.tail_samples.min(n.tail_samples) < MIN_TAIL_SAMPLES;
+    let regressed = !few_samples && threshold.is_some_and(|t| worse > t && delta.abs() > noise);
     Row {
         name: b.name.clone(),
         unit: b.unit,
@@ -90,6 +98,7 @@ fn row(b: &Metric, n: &Metric, thresholds: &[(String, f64)]) -> Row {
         change,
         noise,
         threshold,
+        few_samples,
         regressed,
     }
 }
@@ -103,6 +112,7 @@ pub fn render(rows: &[Row]) -> String {
         let gate = match (r.threshold, r.regressed) {
             (None, _) => "-".to_string(),
             (Some(_), true) => "REGRESSED".to_string(),
+            (Some(_), false) if r.few_samples => "few samples".to_string(),
             (Some(t), false) => format!("ok ({:.0}%)", t * 100.0),
         };
         s.push_str(&format!(
@@ -164,7 +174,7 @@ mod tests {
     #[test]
     fn two_committed_repeated_runs_pass_the_default_gate() {
         let read = |name: &str| -> Value {
-            let path = format!("{}/../results/{name}", env!("CARGO_MANIFEST_DIR"));
+            let path = crate::testing::repo_path("results").join(name);
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
         };
         let (base, new) = (read("baseline.json"), read("vm-debug-repeat3.json"));
@@ -181,6 +191,23 @@ mod tests {
             run["totals"]["premature"] = json!(1);
         }
         assert!(compare(&base, &broken, &t).iter().any(|r| r.name == "premature" && r.regressed));
+    }
+
+    #[test]
+    fn a_percentile_of_few_samples_is_not_gated() {
+        let t = parse_thresholds(DEFAULT_THRESHOLDS).unwrap();
+        let few = |p99: u64| {
+            let mut r = report(1000, p99);
+            r["latency"]["paths"][0]["stages"]["total"]["count"] = json!(80);
+            r
+        };
+        // 80 samples: the p99 is the largest of them; 1.2 s against 81 ms.
+        let rows = compare(&few(81_000_000), &few(1_200_000_000), &t);
+        let p99 = rows.iter().find(|r| r.name == "latency.fallback.total.p99_ns").unwrap();
+        assert!(p99.few_samples && !p99.regressed, "{p99:?}");
+        // Its median has 40 samples beyond it and is still gated.
+        let p50 = rows.iter().find(|r| r.name == "latency.fallback.total.p50_ns").unwrap();
+        assert!(!p50.few_samples && p50.regressed, "{p50:?}");
     }
 
     #[test]

@@ -25,49 +25,69 @@ pub struct Metric {
     /// Standard deviation over the repeats (0 without repeats).
     pub stddev: f64,
     pub better: Better,
+    /// For a latency percentile, the samples beyond it in the smallest of
+    /// the repeats (count x (1 - q)): a p99 of 80 samples is just their
+    /// maximum. Infinite for other metrics.
+    pub tail_samples: f64,
 }
 
 fn num(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
+/// One metric of one run: name, unit, value, direction, tail samples.
+type Single = (String, &'static str, f64, Better, f64);
+
 /// The metrics of one run document (without its repeats).
-fn single(report: &Value) -> Vec<(String, &'static str, f64, Better)> {
+fn single(report: &Value) -> Vec<Single> {
     let mut out = Vec::new();
     let elapsed = num(&report["run"]["elapsed_s"]).unwrap_or(0.0).max(1e-9);
     let t = &report["totals"];
     if let Some(calls) = num(&t["calls"]) {
-        out.push(("calls_per_s".into(), "calls/s", calls / elapsed, Better::Bigger));
+        out.push(("calls_per_s".into(), "calls/s", calls / elapsed, Better::Bigger, f64::INFINITY));
     }
     for trig in report["triggers"].as_array().into_iter().flatten() {
         if let (Some(name), Some(calls)) = (trig["name"].as_str(), num(&trig["total"]["calls"])) {
-            out.push((format!("trigger.{name}.calls_per_s"), "calls/s", calls / elapsed, Better::Bigger));
+            out.push((
+                format!("trigger.{name}.calls_per_s"),
+                "calls/s",
+                calls / elapsed,
+                Better::Bigger,
+                f64::INFINITY,
+            ));
         }
     }
     for (key, name) in [("alloc_fail", "alloc_fail"), ("premature", "premature"), ("untracked", "untracked")]
     {
         if let Some(v) = num(&t[key]) {
-            out.push((name.into(), "objects", v, Better::Smaller));
+            out.push((name.into(), "objects", v, Better::Smaller, f64::INFINITY));
         }
     }
     if let Some(v) = num(&report["in_flight"]["lost"]) {
-        out.push(("lost".into(), "objects", v, Better::Smaller));
+        out.push(("lost".into(), "objects", v, Better::Smaller, f64::INFINITY));
     }
     if let Some(v) = num(&report["in_flight"]["peak"]) {
-        out.push(("in_flight_peak".into(), "objects", v, Better::Smaller));
+        out.push(("in_flight_peak".into(), "objects", v, Better::Smaller, f64::INFINITY));
     }
     if report["load"]["enabled"] == Value::Bool(true) {
         if let Some(v) = num(&report["load"]["ops_per_s"]) {
-            out.push(("load_ops_per_s".into(), "ops/s", v, Better::Bigger));
+            out.push(("load_ops_per_s".into(), "ops/s", v, Better::Bigger, f64::INFINITY));
         }
     }
     for p in report["latency"]["paths"].as_array().into_iter().flatten() {
         let Some(path) = p["path"].as_str() else { continue };
         let Some(stages) = p["stages"].as_object() else { continue };
         for (stage, d) in stages {
-            for q in ["p50_ns", "p99_ns"] {
+            let count = num(&d["count"]).unwrap_or(0.0);
+            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
                 if let Some(v) = num(&d[q]) {
-                    out.push((format!("latency.{path}.{stage}.{q}"), "ns", v, Better::Smaller));
+                    out.push((
+                        format!("latency.{path}.{stage}.{q}"),
+                        "ns",
+                        v,
+                        Better::Smaller,
+                        count * beyond,
+                    ));
                 }
             }
         }
@@ -81,11 +101,11 @@ pub fn metrics(report: &Value) -> Vec<Metric> {
         Some(r) if !r.is_empty() => r.iter().collect(),
         _ => vec![report],
     };
-    let per_run: Vec<Vec<(String, &'static str, f64, Better)>> = runs.iter().map(|r| single(r)).collect();
+    let per_run: Vec<Vec<Single>> = runs.iter().map(|r| single(r)).collect();
     let mut out = Vec::new();
-    for (name, unit, _, better) in &per_run[0] {
-        let values: Vec<f64> =
-            per_run.iter().filter_map(|m| m.iter().find(|x| &x.0 == name).map(|x| x.2)).collect();
+    for (name, unit, _, better, _) in &per_run[0] {
+        let found: Vec<&Single> = per_run.iter().filter_map(|m| m.iter().find(|x| &x.0 == name)).collect();
+        let values: Vec<f64> = found.iter().map(|x| x.2).collect();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         let var = if values.len() > 1 {
@@ -101,6 +121,7 @@ pub fn metrics(report: &Value) -> Vec<Metric> {
             high: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             stddev: var.sqrt(),
             better: *better,
+            tail_samples: found.iter().map(|x| x.4).fold(f64::INFINITY, f64::min),
         });
     }
     out
@@ -119,7 +140,7 @@ pub mod tests {
             "triggers": [{"name": "perf_event", "total": {"calls": calls}}],
             "in_flight": {"lost": 0, "peak": 100},
             "load": {"enabled": true, "ops_per_s": 500.0},
-            "latency": {"paths": [{"path": "fallback", "stages": {"total": {"p50_ns": p99 / 2, "p99_ns": p99}}}]},
+            "latency": {"paths": [{"path": "fallback", "stages": {"total": {"count": 5000, "p50_ns": p99 / 2, "p99_ns": p99}}}]},
             "verdict": {"pass": true, "reasons": []},
         })
     }

@@ -1,5 +1,17 @@
 //! Test helpers: a small BTF encoder, so that the readiness check can be
-//! tested against kernels with and without each piece it looks for.
+//! tested against kernels with and without each piece it looks for, and
+//! the way to files of the repository.
+
+use std::path::PathBuf;
+
+/// `rel` in the repository. Read at run time: cargo reuses a test binary
+/// built in another checkout with the same sources (the toolchain root's
+/// target directory is shared, freshness is by content), and a path baked
+/// in with `env!` would point into that checkout.
+pub fn repo_path(rel: &str) -> PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    PathBuf::from(dir).join("..").join(rel)
+}
 
 const KIND_INT: u32 = 1;
 const KIND_STRUCT: u32 = 4;

@@ -52,7 +52,7 @@ mod tests {
     /// Every result committed to results/ follows the schema.
     #[test]
     fn committed_results_follow_the_schema() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        let dir = crate::testing::repo_path("results");
         let mut checked = 0;
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();

@@ -419,7 +419,11 @@ mod tests {
 
     #[test]
     fn the_shipped_fragments_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-patches/config");
+        // At run time, not env!: the unit tests run in the toolchain root,
+        // whose shared target directory may hold this test binary built
+        // from another checkout with the same sources.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        let dir = Path::new(&manifest).join("../kernel-patches/config");
         let debug = fs::read_to_string(dir.join("debug.config")).unwrap();
         // Against itself as a config, a fragment has nothing unmet.
         let as_config: String = debug
