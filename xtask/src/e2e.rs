@@ -164,6 +164,14 @@ pub fn burst_problems(report: &Value, burst: u64) -> Vec<String> {
     problems
 }
 
+/// The reasons of a run's verdict.
+pub fn reasons(report: &Value) -> Vec<&str> {
+    report["verdict"]["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// What a fault kernel's run must show: a failed verdict with a reason
 /// that starts with `reason`.
 pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
@@ -171,10 +179,7 @@ pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
     if report["verdict"]["pass"] != Value::Bool(false) {
         problems.push("the verdict is not fail".into());
     }
-    let reasons: Vec<&str> = report["verdict"]["reasons"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let reasons = reasons(report);
     if !reasons.iter().any(|r| r.starts_with(reason)) {
         problems.push(format!("no reason starts with `{reason}`: {reasons:?}"));
     }
