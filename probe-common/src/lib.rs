@@ -349,6 +349,10 @@ pub struct PathCounters {
     pub reclaimed: u64,
     /// Of those, given back before their grace period had ended.
     pub premature: u64,
+    /// Of the premature ones in a sheaf, those handed to kfree_rcu_nolock()
+    /// after the sheaf's call_rcu(): they reached a sheaf already on its
+    /// way through RCU.
+    pub premature_after_call_rcu: u64,
 }
 
 /// What the observers know about an object between kfree_rcu_nolock() and

@@ -105,6 +105,14 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
             add(&raw mut (*c).reclaimed, 1);
             if !elapsed {
                 add(&raw mut (*c).premature, 1);
+                // Which side of the sheaf's call_rcu() the free was on
+                // tells a sheaf filled after call_rcu() from a grace
+                // period cut short. (A fallen-back object is always freed
+                // before its requeue.) Branch-free: a branch here made the
+                // compiler leave a register the verifier calls
+                // uninitialised.
+                let after = (queued_at != 0 && free_ns > queued_at) as u64;
+                add(&raw mut (*c).premature_after_call_rcu, after);
             }
         }
     }

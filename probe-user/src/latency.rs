@@ -57,6 +57,8 @@ pub struct PathReport {
     pub path: &'static str,
     pub reclaimed: u64,
     pub premature: u64,
+    /// Premature objects freed after their sheaf's call_rcu().
+    pub premature_after_call_rcu: u64,
     /// By stage name: total, queued, grace.
     pub stages: BTreeMap<&'static str, StageReport>,
 }
@@ -129,6 +131,7 @@ pub fn reports(raw: &Raw) -> Vec<PathReport> {
             if let Some(c) = per_cpu.get(path as usize) {
                 counters.reclaimed += c.reclaimed;
                 counters.premature += c.premature;
+                counters.premature_after_call_rcu += c.premature_after_call_rcu;
             }
         }
         let mut stages = BTreeMap::new();
@@ -171,6 +174,7 @@ pub fn reports(raw: &Raw) -> Vec<PathReport> {
                 path: path.name(),
                 reclaimed: counters.reclaimed,
                 premature: counters.premature,
+                premature_after_call_rcu: counters.premature_after_call_rcu,
                 stages,
             });
         }

@@ -223,8 +223,14 @@ pub fn kernel_checks(
     kernel_log: &KernelLogReport,
     paths: &[PathReport],
 ) -> Vec<Check> {
-    let by_path: Vec<String> =
-        paths.iter().filter(|p| p.premature > 0).map(|p| format!("{} {}", p.path, p.premature)).collect();
+    let by_path: Vec<String> = paths
+        .iter()
+        .filter(|p| p.premature > 0)
+        .map(|p| match p.premature_after_call_rcu {
+            0 => format!("{} {}", p.path, p.premature),
+            late => format!("{} {}, {late} freed after their sheaf's call_rcu()", p.path, p.premature),
+        })
+        .collect();
     let mut out = vec![
         Check {
             name: "premature_free",
