@@ -95,6 +95,10 @@ fn hold(tag: u32, cfg: &RunConfig, cpu: u32, obj: *mut NolockObj) {
 /// reclaim like the others and none is left to the map's destructor.
 #[inline(always)]
 pub fn release_held() {
+    // Without bursts nothing was ever held: skip the walk of every slot.
+    if RUN_CONFIG.load().burst <= 1 {
+        return;
+    }
     // SAFETY: bpf_loop() calls the callback HELD_SLOTS times with its
     // index; the callback holds no reference across calls.
     unsafe { bpf_loop(HELD_SLOTS, release_held_slot as *mut c_void, null_mut(), 0) };

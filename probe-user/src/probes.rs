@@ -22,8 +22,8 @@ use crate::latency;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nolock-probe.bpf.o"));
 
-/// How an observer is attached.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How a program is hooked to a kernel function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hook {
     Fentry,
     Fexit,
@@ -40,43 +40,84 @@ enum Kernels {
     Rt,
 }
 
-/// Observers: program, hook, kernel function, kernels.
-const OBSERVERS: [(&str, Hook, &str, Kernels); 13] = [
-    ("kfree_rcu_sheaf_entry", Hook::Fentry, "__kfree_rcu_sheaf", Kernels::All),
-    ("kfree_rcu_sheaf_exit", Hook::Fexit, "__kfree_rcu_sheaf", Kernels::All),
-    ("defer_kfree_rcu", Hook::Fentry, "defer_kfree_rcu", Kernels::All),
-    ("deferred_work_entry", Hook::Fentry, "deferred_percpu_work_fn", Kernels::All),
-    ("deferred_work_exit", Hook::Fexit, "deferred_percpu_work_fn", Kernels::All),
-    ("kvfree_call_rcu", Hook::Fentry, "kvfree_call_rcu", Kernels::All),
-    ("call_rcu", Hook::Fentry, "call_rcu", Kernels::All),
-    ("rcu_free_sheaf", Hook::Fentry, "rcu_free_sheaf", Kernels::NotRt),
-    ("rcu_free_sheaf_rt", Hook::Kprobe, "rcu_free_sheaf", Kernels::Rt),
-    ("rcu_free_sheaf_nobarn", Hook::Fentry, "rcu_free_sheaf_nobarn", Kernels::NotRt),
-    ("rcu_free_sheaf_nobarn_rt", Hook::Kprobe, "rcu_free_sheaf_nobarn", Kernels::Rt),
-    ("kvfree_rcu_bulk", Hook::Kprobe, "kvfree_rcu_bulk", Kernels::All),
-    ("kvfree_rcu_list", Hook::Kprobe, "kvfree_rcu_list", Kernels::All),
+struct Observer {
+    program: &'static str,
+    hook: Hook,
+    function: &'static str,
+    kernels: Kernels,
+    /// Follows objects to their reclaim (not attached with --no-latency).
+    reclaim: bool,
+}
+
+const fn observer(program: &'static str, hook: Hook, function: &'static str, kernels: Kernels) -> Observer {
+    Observer { program, hook, function, kernels, reclaim: false }
+}
+
+const fn reclaim(program: &'static str, hook: Hook, function: &'static str, kernels: Kernels) -> Observer {
+    Observer { program, hook, function, kernels, reclaim: true }
+}
+
+const OBSERVERS: [Observer; 13] = [
+    observer("kfree_rcu_sheaf_entry", Hook::Fentry, "__kfree_rcu_sheaf", Kernels::All),
+    observer("kfree_rcu_sheaf_exit", Hook::Fexit, "__kfree_rcu_sheaf", Kernels::All),
+    observer("defer_kfree_rcu", Hook::Fentry, "defer_kfree_rcu", Kernels::All),
+    observer("deferred_work_entry", Hook::Fentry, "deferred_percpu_work_fn", Kernels::All),
+    observer("deferred_work_exit", Hook::Fexit, "deferred_percpu_work_fn", Kernels::All),
+    reclaim("kvfree_call_rcu", Hook::Fentry, "kvfree_call_rcu", Kernels::All),
+    observer("call_rcu", Hook::Fentry, "call_rcu", Kernels::All),
+    reclaim("rcu_free_sheaf", Hook::Fentry, "rcu_free_sheaf", Kernels::NotRt),
+    reclaim("rcu_free_sheaf_rt", Hook::Kprobe, "rcu_free_sheaf", Kernels::Rt),
+    reclaim("rcu_free_sheaf_nobarn", Hook::Fentry, "rcu_free_sheaf_nobarn", Kernels::NotRt),
+    reclaim("rcu_free_sheaf_nobarn_rt", Hook::Kprobe, "rcu_free_sheaf_nobarn", Kernels::Rt),
+    reclaim("kvfree_rcu_bulk", Hook::Kprobe, "kvfree_rcu_bulk", Kernels::All),
+    reclaim("kvfree_rcu_list", Hook::Kprobe, "kvfree_rcu_list", Kernels::All),
 ];
 
 /// The observers for this kernel.
-fn observers(preempt_rt: bool) -> impl Iterator<Item = (&'static str, Hook, &'static str)> {
-    OBSERVERS.into_iter().filter_map(move |(name, hook, func, kernels)| match kernels {
-        Kernels::NotRt if preempt_rt => None,
-        Kernels::Rt if !preempt_rt => None,
-        _ => Some((name, hook, func)),
+fn observers(preempt_rt: bool) -> impl Iterator<Item = &'static Observer> {
+    OBSERVERS.iter().filter(move |o| match o.kernels {
+        Kernels::All => true,
+        Kernels::NotRt => !preempt_rt,
+        Kernels::Rt => preempt_rt,
     })
 }
 
-/// The observers that follow objects to their reclaim (skipped with
-/// --no-latency).
-pub const RECLAIM_OBSERVERS: [&str; 7] = [
-    "kvfree_call_rcu",
-    "rcu_free_sheaf",
-    "rcu_free_sheaf_rt",
-    "rcu_free_sheaf_nobarn",
-    "rcu_free_sheaf_nobarn_rt",
-    "kvfree_rcu_bulk",
-    "kvfree_rcu_list",
-];
+/// The programs of the reclaim observers (of any kernel).
+pub fn reclaim_observers() -> impl Iterator<Item = &'static str> {
+    OBSERVERS.iter().filter(|o| o.reclaim).map(|o| o.program)
+}
+
+/// Loads program `name`, to be hooked to kernel function `func`.
+fn load_hooked(ebpf: &mut Ebpf, btf: &Btf, hook: Hook, name: &str, func: &str) -> Result<()> {
+    match hook {
+        Hook::Fentry => program::<FEntry>(ebpf, name)?.load(func, btf),
+        Hook::Fexit => program::<FExit>(ebpf, name)?.load(func, btf),
+        Hook::Kprobe => program::<KProbe>(ebpf, name)?.load(),
+    }
+    .map_err(|e| refused(name, e))
+}
+
+/// Attaches the loaded program `name` to kernel function `func`; dropping
+/// the link detaches it.
+fn attach_hooked(ebpf: &mut Ebpf, hook: Hook, name: &str, func: &str) -> Result<Box<dyn Any>> {
+    Ok(match hook {
+        Hook::Fentry => {
+            let p = program::<FEntry>(ebpf, name)?;
+            let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
+            Box::new(p.take_link(id)?)
+        }
+        Hook::Fexit => {
+            let p = program::<FExit>(ebpf, name)?;
+            let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
+            Box::new(p.take_link(id)?)
+        }
+        Hook::Kprobe => {
+            let p = program::<KProbe>(ebpf, name)?;
+            let id = p.attach(func, 0).with_context(|| format!("cannot attach a kprobe to {func}"))?;
+            Box::new(p.take_link(id)?)
+        }
+    })
+}
 
 const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
 
@@ -126,9 +167,9 @@ fn refused(name: &str, err: ProgramError) -> anyhow::Error {
 }
 
 impl Probes {
-    /// Loads (and so verifies) the observers and the given triggers before
-    /// anything is attached.
-    pub fn load(cfg: &RunConfig, triggers: &[Trigger]) -> Result<Self> {
+    /// Loads (and so verifies) the observers for this kind of kernel and
+    /// the given triggers before anything is attached.
+    pub fn load(cfg: &RunConfig, triggers: &[Trigger], preempt_rt: bool) -> Result<Self> {
         if OBJECT.is_empty() {
             bail!("this nolock-probe was built without its BPF programs: build it with `cargo xtask build`");
         }
@@ -140,49 +181,27 @@ impl Probes {
         for &t in triggers {
             let name = t.program();
             match t.attach() {
-                Attach::Kprobe(_) => program::<KProbe>(&mut ebpf, name)?.load(),
-                Attach::PerfEvent => program::<PerfEvent>(&mut ebpf, name)?.load(),
-                Attach::Fentry(f) => program::<FEntry>(&mut ebpf, name)?.load(f, &btf),
-                Attach::TpBtf(tp) => program::<BtfTracePoint>(&mut ebpf, name)?.load(tp, &btf),
+                Attach::Kprobe(f) => load_hooked(&mut ebpf, &btf, Hook::Kprobe, name, f)?,
+                Attach::Fentry(f) => load_hooked(&mut ebpf, &btf, Hook::Fentry, name, f)?,
+                Attach::PerfEvent => {
+                    program::<PerfEvent>(&mut ebpf, name)?.load().map_err(|e| refused(name, e))?
+                }
+                Attach::TpBtf(tp) => {
+                    program::<BtfTracePoint>(&mut ebpf, name)?.load(tp, &btf).map_err(|e| refused(name, e))?
+                }
             }
-            .map_err(|e| refused(name, e))?;
         }
-        let preempt_rt = crate::readiness::preempt_rt();
-        for (name, hook, func) in observers(preempt_rt).chain([(DRAIN.0, Hook::Fentry, DRAIN.1)]) {
-            match hook {
-                Hook::Fentry => program::<FEntry>(&mut ebpf, name)?.load(func, &btf),
-                Hook::Fexit => program::<FExit>(&mut ebpf, name)?.load(func, &btf),
-                Hook::Kprobe => program::<KProbe>(&mut ebpf, name)?.load(),
-            }
-            .map_err(|e| refused(name, e))?;
+        for o in observers(preempt_rt) {
+            load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
         }
+        load_hooked(&mut ebpf, &btf, Hook::Fentry, DRAIN.0, DRAIN.1)?;
         Ok(Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf, preempt_rt })
     }
 
     /// Attaches the path observers, and the reclaim observers if `latency`.
     pub fn attach_observers(&mut self, latency: bool) -> Result<()> {
-        for (name, hook, func) in observers(self.preempt_rt) {
-            if !latency && RECLAIM_OBSERVERS.contains(&name) {
-                continue;
-            }
-            let link: Box<dyn Any> = match hook {
-                Hook::Fexit => {
-                    let p = program::<FExit>(&mut self.ebpf, name)?;
-                    let id = p.attach().with_context(|| format!("cannot attach fexit {func}"))?;
-                    Box::new(p.take_link(id)?)
-                }
-                Hook::Fentry => {
-                    let p = program::<FEntry>(&mut self.ebpf, name)?;
-                    let id = p.attach().with_context(|| format!("cannot attach fentry {func}"))?;
-                    Box::new(p.take_link(id)?)
-                }
-                Hook::Kprobe => {
-                    let p = program::<KProbe>(&mut self.ebpf, name)?;
-                    let id =
-                        p.attach(func, 0).with_context(|| format!("cannot attach a kprobe to {func}"))?;
-                    Box::new(p.take_link(id)?)
-                }
-            };
+        for o in observers(self.preempt_rt).filter(|o| latency || !o.reclaim) {
+            let link = attach_hooked(&mut self.ebpf, o.hook, o.program, o.function)?;
             self.observer_links.push(link);
         }
         Ok(())
@@ -200,15 +219,11 @@ impl Probes {
             let name = t.program();
             let point = match t.attach() {
                 Attach::Kprobe(f) => {
-                    let p = program::<KProbe>(&mut self.ebpf, name)?;
-                    let id = p.attach(f, 0).with_context(|| format!("cannot attach a kprobe to {f}"))?;
-                    self.trigger_links.push(Box::new(p.take_link(id)?));
+                    self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Kprobe, name, f)?);
                     format!("kprobe:{f}")
                 }
                 Attach::Fentry(f) => {
-                    let p = program::<FEntry>(&mut self.ebpf, name)?;
-                    let id = p.attach().with_context(|| format!("cannot attach fentry {f}"))?;
-                    self.trigger_links.push(Box::new(p.take_link(id)?));
+                    self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Fentry, name, f)?);
                     format!("fentry:{f}")
                 }
                 Attach::TpBtf(tp) => {
@@ -412,22 +427,18 @@ mod tests {
     #[test]
     fn each_kernel_gets_one_hook_per_reclaim_function() {
         for rt in [false, true] {
-            let hooked: Vec<(&str, &str)> = observers(rt).map(|(name, _, func)| (name, func)).collect();
-            for (_, _, func, _) in OBSERVERS {
-                assert!(hooked.iter().any(|(_, f)| *f == func), "{func} unhooked (rt {rt})");
+            let hooked: Vec<&Observer> = observers(rt).collect();
+            for o in &OBSERVERS {
+                assert!(hooked.iter().any(|h| h.function == o.function), "{} unhooked (rt {rt})", o.function);
             }
             for func in ["rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"] {
-                assert_eq!(hooked.iter().filter(|(_, f)| *f == func).count(), 1, "{func} (rt {rt})");
-            }
-            for (name, _) in &hooked {
-                let reclaim = ["rcu_free_sheaf", "kvfree_rcu"].iter().any(|p| name.starts_with(p));
-                assert!(
-                    !reclaim || RECLAIM_OBSERVERS.contains(name),
-                    "{name} is not skipped with --no-latency"
-                );
+                let on: Vec<&&Observer> = hooked.iter().filter(|h| h.function == func).collect();
+                assert_eq!(on.len(), 1, "{func} (rt {rt})");
+                assert!(on[0].reclaim, "{} is not skipped with --no-latency", on[0].program);
             }
         }
-        let rt_sheaf = observers(true).find(|(_, _, f)| *f == "rcu_free_sheaf").map(|(_, h, _)| h);
+        let rt_sheaf = observers(true).find(|o| o.function == "rcu_free_sheaf").map(|o| o.hook);
         assert!(rt_sheaf == Some(Hook::Kprobe));
+        assert_eq!(reclaim_observers().count(), 7);
     }
 }

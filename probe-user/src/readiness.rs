@@ -183,8 +183,8 @@ pub fn trigger_hazard(trigger: Trigger, preempt_rt: bool) -> Option<&'static str
         Trigger::LockContention if preempt_rt => Some(
             "on PREEMPT_RT contention_begin fires inside rtlock_slowlock_locked() with an rt_mutex \
              wait_lock held, and kmalloc_nolock()'s spin_trylock() takes another wait_lock, which \
-             lockdep reports as recursive locking (a self-deadlock when the contended lock is the \
-             slab's own); name it with --trigger to reproduce that",
+             lockdep reports as recursive locking (it would self-deadlock if the contended lock were \
+             the slab's own); name it with --trigger to reproduce that",
         ),
         _ => None,
     }

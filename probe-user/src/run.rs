@@ -47,9 +47,9 @@ fn supported(
     args: &RunArgs,
     btf: &KernelBtf,
     nmi_source: bool,
+    preempt_rt: bool,
 ) -> Result<(Vec<Trigger>, Vec<Unsupported>)> {
     let from_scenario = args.triggers.is_empty();
-    let preempt_rt = readiness::preempt_rt();
     let mut triggers = Vec::new();
     let mut unsupported = Vec::new();
     for &t in &plan.triggers {
@@ -90,7 +90,8 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     let online = aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
     let cpus = plan.cpus_of(&online)?;
     let pmu = probes::perf_source() == PerfSource::HardwareCycles;
-    let (triggers, unsupported) = supported(&plan, args, &btf, pmu || nmi::available())?;
+    let preempt_rt = readiness::preempt_rt();
+    let (triggers, unsupported) = supported(&plan, args, &btf, pmu || nmi::available(), preempt_rt)?;
 
     let [rcu_free_sheaf, rcu_free_sheaf_nobarn] =
         kallsyms::addresses(["rcu_free_sheaf", "rcu_free_sheaf_nobarn"])?;
@@ -119,7 +120,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     // The cross-check follows the caches of the first payload size.
     let caches =
         slub_stats::caches_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
-    let setup = Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, caches };
+    let setup = Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, preempt_rt, caches };
 
     let mut runs = Vec::new();
     for i in 0..args.repeat.max(1) {
@@ -156,6 +157,8 @@ struct Setup<'a> {
     unsupported: Vec<Unsupported>,
     cpus: Vec<u32>,
     pmu: bool,
+    /// Picks the observers' hooks and which triggers scenarios leave out.
+    preempt_rt: bool,
     caches: Vec<String>,
 }
 
@@ -183,12 +186,12 @@ fn combine(runs: Vec<Report>) -> Result<serde_json::Value> {
 
 /// Attach, stress, detach, drain and report, once.
 fn once(setup: &Setup) -> Result<Report> {
-    let Setup { plan, cfg, triggers, pmu, caches, .. } = setup;
+    let Setup { plan, cfg, triggers, pmu, preempt_rt, caches, .. } = setup;
     let (pmu, cpus) = (*pmu, setup.cpus.clone());
     let kernel = KernelInfo::read();
     let mut kernel_log = KernelLog::open_at_end();
 
-    let mut probes = Probes::load(cfg, triggers)?;
+    let mut probes = Probes::load(cfg, triggers, *preempt_rt)?;
     probes.attach_observers(plan.latency)?;
     let slub_before = slub_stats::read(caches);
     let mut load = if plan.load { Some(LoadGen::start(&cpus)?) } else { None };
@@ -268,7 +271,7 @@ fn once(setup: &Setup) -> Result<Report> {
         totals.sheaf_fail + totals.retry_sheaf_fail,
     );
 
-    let reclaim_misses: u64 = probes::RECLAIM_OBSERVERS.iter().filter_map(|p| recursion_misses.get(*p)).sum();
+    let reclaim_misses: u64 = probes::reclaim_observers().filter_map(|p| recursion_misses.get(p)).sum();
     let mut checks = if plan.latency {
         let mut c = report::kernel_checks(&totals, &in_flight, &kernel_log, &paths);
         c.extend(report::follow_checks(&totals, in_flight.lost, reclaim_misses));

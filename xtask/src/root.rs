@@ -104,9 +104,9 @@ impl Root {
 
     /// The same root with `dir` visible inside too, at its own path.
     pub fn with_mount(&self, dir: &Path) -> Root {
-        let mut extra = self.extra.clone();
-        extra.push(dir.to_path_buf());
-        Root { path: self.path.clone(), cache: self.cache.clone(), workspace: self.workspace.clone(), extra }
+        let mut root = self.clone();
+        root.extra.push(dir.to_path_buf());
+        root
     }
 
     fn stamp(&self, name: &str) -> PathBuf {
