@@ -13,7 +13,9 @@ const PATTERNS: [(&str, &[&str]); 13] = [
             "possible irq lock inversion",
             "inconsistent lock state",
             "possible recursive locking",
-            "invalid wait context",
+            // lockdep's wait-type check prints "[ BUG: Invalid wait context ]".
+            "Invalid wait context",
+            "held lock freed",
             "suspicious RCU usage",
             "DEBUG_LOCKS_WARN_ON",
             "lock held when returning to user space",
@@ -75,6 +77,7 @@ mod tests {
             ("[   40.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [x:1]", "soft_lockup"),
             ("[    5.0] BUG: KASAN: slab-use-after-free in foo+0x1/0x2", "kasan"),
             ("[    5.0] Oops: general protection fault, probably for non-canonical address", "oops"),
+            ("[   24.0] [ BUG: Invalid wait context ]", "lockdep"),
             ("[    5.0] BUG: sleeping function called from invalid context at mm/slub.c:1", "bug"),
             ("[  120.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.", "hung_task"),
         ] {

@@ -27,15 +27,30 @@ pub struct NolockObj {
     pub magic: u64,
     pub alloc_ns: u64,
     pub free_ns: u64,
-    pub gp_cookie: u64,
-    pub alloc_cpu: u32,
-    pub alloc_ctx: u32,
-    pub free_cpu: u32,
-    pub free_ctx: u32,
+    /// get_state_synchronize_rcu_full() at kfree_rcu_nolock().
+    pub gp_seq: GpSeq,
     pub tag: u32,
     pub payload_size: u32,
+    pub alloc_cpu: u16,
+    pub free_cpu: u16,
+    /// `enum bpf_nolock_ctx`, see [`ctx`].
+    pub alloc_ctx: u16,
+    pub free_ctx: u16,
     /// `struct kvfree_rcu_head`: one pointer with CONFIG_KVFREE_RCU_BATCHED.
     pub rcu: u64,
+}
+
+// The CLI and the kmalloc cache arithmetic count on a 64-byte header.
+const _: () = assert!(core::mem::size_of::<NolockObj>() == 64);
+
+/// `struct rcu_gp_seq`: the normal and the expedited grace-period sequence.
+/// An RCU callback runs after whichever of the two ends first, so both are
+/// needed to tell whether an object's grace period is over.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpSeq {
+    pub norm: u64,
+    pub exp: u64,
 }
 
 /// Field names of `struct bpf_nolock_obj` with their offsets in [`NolockObj`],
@@ -44,13 +59,13 @@ pub const NOLOCK_OBJ_FIELDS: [(&str, usize); 11] = [
     ("magic", core::mem::offset_of!(NolockObj, magic)),
     ("alloc_ns", core::mem::offset_of!(NolockObj, alloc_ns)),
     ("free_ns", core::mem::offset_of!(NolockObj, free_ns)),
-    ("gp_cookie", core::mem::offset_of!(NolockObj, gp_cookie)),
-    ("alloc_cpu", core::mem::offset_of!(NolockObj, alloc_cpu)),
-    ("alloc_ctx", core::mem::offset_of!(NolockObj, alloc_ctx)),
-    ("free_cpu", core::mem::offset_of!(NolockObj, free_cpu)),
-    ("free_ctx", core::mem::offset_of!(NolockObj, free_ctx)),
+    ("gp_seq", core::mem::offset_of!(NolockObj, gp_seq)),
     ("tag", core::mem::offset_of!(NolockObj, tag)),
     ("payload_size", core::mem::offset_of!(NolockObj, payload_size)),
+    ("alloc_cpu", core::mem::offset_of!(NolockObj, alloc_cpu)),
+    ("free_cpu", core::mem::offset_of!(NolockObj, free_cpu)),
+    ("alloc_ctx", core::mem::offset_of!(NolockObj, alloc_ctx)),
+    ("free_ctx", core::mem::offset_of!(NolockObj, free_ctx)),
     ("rcu", core::mem::offset_of!(NolockObj, rcu)),
 ];
 

@@ -18,13 +18,16 @@ struct bpf_nolock_obj {
 	unsigned long long magic;
 	unsigned long long alloc_ns;
 	unsigned long long free_ns;
-	unsigned long gp_cookie;
-	unsigned int alloc_cpu;
-	unsigned int alloc_ctx;
-	unsigned int free_cpu;
-	unsigned int free_ctx;
+	struct {
+		unsigned long norm;
+		unsigned long exp;
+	} gp_seq;
 	unsigned int tag;
 	unsigned int payload_size;
+	unsigned short alloc_cpu;
+	unsigned short free_cpu;
+	unsigned short alloc_ctx;
+	unsigned short free_ctx;
 	void *rcu;
 };
 
@@ -60,7 +63,7 @@ extern struct bpf_nolock_obj *bpf_kmalloc_nolock(unsigned int payload_size,
 						 unsigned int tag) __ksym;
 extern void bpf_kfree_rcu_nolock(struct bpf_nolock_obj *obj) __ksym;
 extern void bpf_kfree_nolock(struct bpf_nolock_obj *obj) __ksym;
-extern _Bool bpf_nolock_gp_elapsed(unsigned long gp_cookie) __ksym;
+extern _Bool bpf_nolock_gp_elapsed(unsigned long norm, unsigned long exp) __ksym;
 extern void bpf_nolock_barrier(void) __ksym;
 
 /*
@@ -72,7 +75,7 @@ void nolock_probe_kfunc_refs(void)
 	struct bpf_nolock_obj *obj = bpf_kmalloc_nolock(0, 0, 0);
 
 	if (obj) {
-		if (bpf_nolock_gp_elapsed(obj->gp_cookie))
+		if (bpf_nolock_gp_elapsed(obj->gp_seq.norm, obj->gp_seq.exp))
 			bpf_kfree_rcu_nolock(obj);
 		else
 			bpf_kfree_nolock(obj);

@@ -13,8 +13,8 @@ unsafe extern "C" {
     pub fn bpf_kfree_rcu_nolock(obj: *mut NolockObj);
     /// Release through kfree_nolock().
     pub fn bpf_kfree_nolock(obj: *mut NolockObj);
-    /// poll_state_synchronize_rcu(gp_cookie).
-    pub fn bpf_nolock_gp_elapsed(gp_cookie: u64) -> bool;
+    /// poll_state_synchronize_rcu_full() on an object's `gp_seq`.
+    pub fn bpf_nolock_gp_elapsed(norm: u64, exp: u64) -> bool;
     /// Sleepable: kvfree_rcu_barrier().
     pub fn bpf_nolock_barrier();
 

@@ -12,7 +12,7 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext},
 };
 use probe_common::{
-    MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, NolockObj, Path, SheafInFlight, Stage,
+    GpSeq, MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, NolockObj, Path, SheafInFlight, Stage,
 };
 
 use crate::{
@@ -76,9 +76,9 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
     }
     count!(tag, reclaimed);
     let free_ns: u64 = read(obj + offset_of!(NolockObj, free_ns) as u64);
-    let cookie: u64 = read(obj + offset_of!(NolockObj, gp_cookie) as u64);
-    // SAFETY: a kfunc of kernel-patches/ that takes a plain value.
-    let elapsed = unsafe { bpf_nolock_gp_elapsed(cookie) };
+    let gp: GpSeq = read(obj + offset_of!(NolockObj, gp_seq) as u64);
+    // SAFETY: a kfunc of kernel-patches/ that takes plain values.
+    let elapsed = unsafe { bpf_nolock_gp_elapsed(gp.norm, gp.exp) };
 
     // A fallen-back object may take a second chance through an rcu sheaf;
     // it stays on the fallback path.

@@ -125,7 +125,7 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
         return obj;
     }
     // SAFETY: `obj` is a valid object until it is released.
-    let alloc_ctx = unsafe { (*obj).alloc_ctx };
+    let alloc_ctx = unsafe { (*obj).alloc_ctx } as u32;
     count!(tag, alloc_ctx[(alloc_ctx & ctx::MASK) as usize & (ctx::COUNT - 1)]);
     if alloc_ctx & ctx::IRQS_OFF != 0 {
         count!(tag, alloc_irqs_off);

@@ -82,6 +82,11 @@ pub struct RunArgs {
     /// the machine has no PMU [default: 2].
     #[arg(long)]
     pub nmi_rate: Option<u32>,
+    /// Expedited RCU grace periods asked for per second during the run
+    /// (synchronize_rcu() with /sys/kernel/rcu_expedited set); rcu sheaves
+    /// may then end on an expedited grace period [default: 0: none].
+    #[arg(long)]
+    pub expedited_rate: Option<u32>,
     /// Do not run the built-in kmalloc/kfree load on every CPU.
     #[arg(long)]
     pub no_load: bool,

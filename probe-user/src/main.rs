@@ -4,6 +4,7 @@
 mod btf;
 mod cli;
 mod compare;
+mod expedite;
 mod export;
 mod kallsyms;
 mod kernel;
@@ -13,6 +14,7 @@ mod list;
 mod load;
 mod metrics;
 mod nmi;
+mod pacer;
 mod plan;
 mod probes;
 mod readiness;

@@ -2,20 +2,12 @@
 //! sends an NMI backtrace IPI to every other CPU, and the NMI handlers it
 //! runs fire the `nmi_handler` tracepoint in NMI context.
 
-use std::{
-    fs::OpenOptions,
-    io::Write,
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{fs::OpenOptions, io::Write, path::Path};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+
+use crate::pacer::Pacer;
 
 const SYSRQ: &str = "/proc/sysrq-trigger";
 
@@ -23,11 +15,7 @@ pub fn available() -> bool {
     Path::new(SYSRQ).exists()
 }
 
-pub struct SysrqNmi {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct SysrqNmi(Pacer);
 
 #[derive(Debug, Serialize)]
 pub struct NmiSourceReport {
@@ -40,37 +28,13 @@ pub struct NmiSourceReport {
 
 impl SysrqNmi {
     pub fn start(rate_hz: u32) -> Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
         let mut file =
             OpenOptions::new().write(true).open(SYSRQ).with_context(|| format!("cannot open {SYSRQ}"))?;
-        let (s, n) = (stop.clone(), sent.clone());
-        let period = Duration::from_millis(1000 / rate_hz.max(1) as u64);
-        let thread = std::thread::Builder::new()
-            .name("nmi-source".into())
-            .spawn(move || {
-                while !s.load(Ordering::Relaxed) {
-                    if file.write_all(b"l").is_ok() {
-                        n.fetch_add(1, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(period);
-                }
-            })
-            .context("cannot start the NMI source thread")?;
-        Ok(SysrqNmi { stop, sent, thread: Some(thread) })
+        Ok(SysrqNmi(Pacer::start("nmi-source", rate_hz, move || file.write_all(b"l").is_ok())?))
     }
 
+    /// Stops sending; returns the requests made.
     pub fn stop(&mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.sent.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for SysrqNmi {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop()
     }
 }

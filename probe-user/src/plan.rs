@@ -23,6 +23,8 @@ pub struct Plan {
     pub nolock_share_pct: u32,
     pub burst: u32,
     pub nmi_rate_hz: u32,
+    /// 0: no expedited grace periods asked for.
+    pub expedited_rate_hz: u32,
     pub load: bool,
     /// False with --no-latency: no reclaim observers, so no latency,
     /// premature-free or lost-object checks.
@@ -67,6 +69,7 @@ impl Plan {
             nolock_share_pct: args.nolock_share.or(sc.nolock_share).unwrap_or(0),
             burst: args.burst.or(sc.burst).unwrap_or(1),
             nmi_rate_hz: args.nmi_rate.or(sc.nmi_rate).unwrap_or(2),
+            expedited_rate_hz: args.expedited_rate.or(sc.expedited_rate).unwrap_or(0),
             load: !args.no_load,
             latency: !args.no_latency,
         };
@@ -101,6 +104,9 @@ impl Plan {
         }
         if self.nmi_rate_hz == 0 || self.nmi_rate_hz > 100 {
             bail!("--nmi-rate must be between 1 and 100 per second, not {}", self.nmi_rate_hz);
+        }
+        if self.expedited_rate_hz > 1000 {
+            bail!("--expedited-rate must be at most 1000 per second, not {}", self.expedited_rate_hz);
         }
         if let Some(c) = self.cpus.iter().find(|&&c| c >= 64) {
             bail!("--cpus takes CPU ids below 64, not {c}");

@@ -200,21 +200,18 @@ mod tests {
         let mut b = BtfBuilder::new();
         let u64t = b.int("u64", 8);
         let u32t = b.int("u32", 4);
+        let u16t = b.int("u16", 2);
+        let gp = b.struct_("rcu_gp_seq", &[("norm", u64t), ("exp", u64t)]);
         let fields: Vec<(&str, u32)> = NOLOCK_OBJ_FIELDS
             .iter()
             .map(|(name, _)| {
-                (
-                    *name,
-                    if name.ends_with("cpu")
-                        || name.ends_with("ctx")
-                        || *name == "tag"
-                        || *name == "payload_size"
-                    {
-                        u32t
-                    } else {
-                        u64t
-                    },
-                )
+                let t = match *name {
+                    "gp_seq" => gp,
+                    "tag" | "payload_size" => u32t,
+                    n if n.ends_with("cpu") || n.ends_with("ctx") => u16t,
+                    _ => u64t,
+                };
+                (*name, t)
             })
             .collect();
         b.struct_("bpf_nolock_obj", &fields);
@@ -226,7 +223,6 @@ mod tests {
             &[("", anon), ("cache", u64t), ("size", u32t), ("node", u32t), ("objects", u64t)],
         );
         let list = b.struct_("list_head", &[("next", u64t), ("prev", u64t)]);
-        let gp = b.struct_("rcu_gp_seq", &[("norm", u64t), ("exp", u64t)]);
         b.struct_(
             "kvfree_rcu_bulk_data",
             &[("list", list), ("gp_snap", gp), ("nr_records", u64t), ("records", u64t)],

@@ -6,6 +6,7 @@ use probe_common::{Trigger, TriggerCounters};
 use serde::Serialize;
 
 use crate::{
+    expedite::ExpeditedReport,
     kernel::KernelInfo,
     kmsg::Finding,
     latency::{HistogramLayout, PathReport},
@@ -28,6 +29,8 @@ pub struct Report {
     pub unsupported: Vec<Unsupported>,
     /// Where NMIs came from when the nmi trigger ran.
     pub nmi_source: Option<NmiSourceReport>,
+    /// With --expedited-rate: the expedited grace periods asked for.
+    pub expedited_gps: Option<ExpeditedReport>,
     pub run: RunInfo,
     pub load: LoadInfo,
     pub triggers: Vec<TriggerReport>,

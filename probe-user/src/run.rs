@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     btf::KernelBtf,
     cli::RunArgs,
+    expedite::{ExpeditedGps, ExpeditedReport},
     export, kallsyms,
     kernel::KernelInfo,
     kmsg::KernelLog,
@@ -198,6 +199,8 @@ fn once(setup: &Setup) -> Result<Report> {
     let attachments = probes.attach_triggers(triggers, &cpus, plan.perf_frequency_hz)?;
     let nmi_wanted = triggers.contains(&Trigger::Nmi);
     let mut sysrq = if nmi_wanted && !pmu { Some(SysrqNmi::start(plan.nmi_rate_hz)?) } else { None };
+    let mut expedited =
+        if plan.expedited_rate_hz > 0 { Some(ExpeditedGps::start(plan.expedited_rate_hz)?) } else { None };
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let started = Instant::now();
     eprintln!(
@@ -224,6 +227,8 @@ fn once(setup: &Setup) -> Result<Report> {
         (true, None) => Some(NmiSourceReport { kind: "pmu", rate_hz: 0, sent: 0 }),
         _ => None,
     };
+    let expedited_gps =
+        expedited.as_mut().map(|e| ExpeditedReport { rate_hz: plan.expedited_rate_hz, requested: e.stop() });
     let load_ops = load.as_mut().map(|l| {
         l.stop();
         l.ops()
@@ -300,6 +305,7 @@ fn once(setup: &Setup) -> Result<Report> {
         plan: (*plan).clone(),
         unsupported: setup.unsupported.clone(),
         nmi_source,
+        expedited_gps,
         run: RunInfo {
             started_unix_s,
             elapsed_s,

@@ -5,12 +5,13 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 /// (name, TOML text) of every scenario.
-pub const SCENARIOS: [(&str, &str); 5] = [
+pub const SCENARIOS: [(&str, &str); 6] = [
     ("default", include_str!("../../scenarios/default.toml")),
     ("all", include_str!("../../scenarios/all.toml")),
     ("slub-kunit", include_str!("../../scenarios/slub-kunit.toml")),
     ("sizes", include_str!("../../scenarios/sizes.toml")),
     ("bursts", include_str!("../../scenarios/bursts.toml")),
+    ("expedited", include_str!("../../scenarios/expedited.toml")),
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,6 +28,7 @@ pub struct Scenario {
     pub nolock_share: Option<u32>,
     pub burst: Option<u32>,
     pub nmi_rate: Option<u32>,
+    pub expedited_rate: Option<u32>,
 }
 
 pub fn parse(name: &str, text: &str) -> Result<Scenario> {

@@ -80,6 +80,13 @@ pub fn render(report: &Value) -> String {
         u(&f["lost"]),
         u(&f["untracked"])
     ));
+    if let Some(e) = report.get("expedited_gps").filter(|e| !e.is_null()) {
+        s.push_str(&format!(
+            "expedited grace periods: {} asked for ({}/s)\n",
+            u(&e["requested"]),
+            u(&e["rate_hz"])
+        ));
+    }
     if report["slub_stats"]["available"] == Value::Bool(true) {
         s.push_str(&format!("SLUB_STATS: {}\n", report["slub_stats"]["explanation"].as_str().unwrap_or("")));
     }
@@ -108,6 +115,7 @@ mod tests {
                 "max_ns": 3000, "mean_ns": 2000, "histogram": [{"low_ns": 1024, "high_ns": 1152, "count": 7}]}}}]},
             "in_flight": {"peak": 3, "lost": 0, "untracked": 0},
             "slub_stats": {"available": false},
+            "expedited_gps": {"rate_hz": 50, "requested": 480},
             "verdict": {"pass": false, "reasons": ["lost_objects: 1"]},
         });
         let text = render(&r);
@@ -118,6 +126,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("@fallback_total: count 7 p50 2.000us"), "{text}");
+        assert!(text.contains("expedited grace periods: 480 asked for (50/s)"), "{text}");
         assert!(text.contains("verdict: FAIL\n  lost_objects: 1"), "{text}");
     }
 }
