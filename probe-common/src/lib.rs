@@ -152,6 +152,13 @@ pub struct TriggerCounters {
     /// Bursts (`--burst`) the trigger freed back to back; the drain frees
     /// what an unfinished burst still held, and does not count it here.
     pub bursts: u64,
+
+    /// `locked_kprobe` only: calls at the sites of
+    /// `slab_attach_kprobe_locked()` that hold the per-CPU sheaves lock,
+    /// and calls whose site could not be told (see [`LockedSite`]); the
+    /// other calls were at the sites that hold a node's list_lock.
+    pub calls_sheaves_lock: u64,
+    pub calls_site_unknown: u64,
 }
 
 impl TriggerCounters {
@@ -180,6 +187,8 @@ impl TriggerCounters {
         self.retry_sheaf_fail += other.retry_sheaf_fail;
         self.stale += other.stale;
         self.bursts += other.bursts;
+        self.calls_sheaves_lock += other.calls_sheaves_lock;
+        self.calls_site_unknown += other.calls_site_unknown;
     }
 }
 
@@ -223,7 +232,50 @@ pub struct RunConfig {
     /// Non-zero: follow every object to its reclaim (latency, premature
     /// and lost objects). Zero measures the triggers without that cost.
     pub track: u32,
+    /// The first `n_sheaves_lock_fns` of `sheaves_lock_fns` are the text
+    /// ([start, end), from /proc/kallsyms) of the functions whose call of
+    /// `slab_attach_kprobe_locked()` holds the per-CPU sheaves lock.
+    pub n_sheaves_lock_fns: u32,
+    pub sheaves_lock_fns: [[u64; 2]; MAX_SHEAVES_LOCK_FNS],
+    /// The kernel's text, [_stext, _etext): a return address outside it
+    /// was not read right.
+    pub kernel_text: [u64; 2],
 }
+
+/// Where a `locked_kprobe` hit was, told from the function that called
+/// `slab_attach_kprobe_locked()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockedSite {
+    /// `add_partial()`, `remove_partial()`, `add_full()`... with a node's
+    /// list_lock held.
+    ListLock,
+    /// `__pcs_replace_full_main()`, `__pcs_replace_empty_main()`,
+    /// `__sheaf_flush_main_batch()`, `__pcs_install_empty_sheaf()` with
+    /// this CPU's sheaves lock held.
+    SheavesLock,
+    /// The return address was not in the kernel's text.
+    Unknown,
+}
+
+/// The functions that call `slab_attach_kprobe_locked()` with the per-CPU
+/// sheaves lock held (mm/slub.c of 7.3). The compiler may add a suffix
+/// (`.isra.0`) or inline one into another of them; should it inline one
+/// into a function of another name, that function's hits count as list_lock
+/// sites, so the loader says which of these it found.
+pub const SHEAVES_LOCK_FNS: [&str; 4] = [
+    "__pcs_replace_full_main",
+    "__pcs_replace_empty_main",
+    "__pcs_install_empty_sheaf",
+    "__sheaf_flush_main_batch",
+];
+/// Room for each of them and a split-off part (`.cold`) of each.
+pub const MAX_SHEAVES_LOCK_FNS: usize = 2 * SHEAVES_LOCK_FNS.len();
+
+/// `LOAD_MAP`: the BPF hash map the built-in load updates from user space
+/// when the `map_update` trigger runs, `LOAD_MAP_KEYS_PER_CPU` keys per
+/// load thread.
+pub const LOAD_MAP_KEYS_PER_CPU: u32 = 64;
+pub const LOAD_MAP_ENTRIES: u32 = LOAD_MAP_KEYS_PER_CPU * MAX_HOLD_CPUS;
 
 /// Payload sizes one run can mix.
 pub const MAX_SIZES: usize = 4;
@@ -264,6 +316,9 @@ impl RunConfig {
         bulk_records_off: 0,
         loader_tgid: 0,
         track: 1,
+        n_sheaves_lock_fns: 0,
+        sheaves_lock_fns: [[0; 2]; MAX_SHEAVES_LOCK_FNS],
+        kernel_text: [0; 2],
     };
 }
 

@@ -20,6 +20,7 @@ pub enum Trigger {
     FentryRcuFreeSheaf = 10,
     FentryBarnGetEmptySheaf = 11,
     LockContention = 12,
+    MapUpdate = 13,
 }
 
 /// A trigger's row of the table.
@@ -71,7 +72,7 @@ impl Intended {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 13] = [
+    pub const ALL: [Trigger; 14] = [
         Trigger::LockedKprobe,
         Trigger::PerfEvent,
         Trigger::FentryDeferredWork,
@@ -85,6 +86,7 @@ impl Trigger {
         Trigger::FentryRcuFreeSheaf,
         Trigger::FentryBarnGetEmptySheaf,
         Trigger::LockContention,
+        Trigger::MapUpdate,
     ];
 
     const fn info(self) -> Info {
@@ -197,6 +199,18 @@ impl Trigger {
                 Any,
                 "a contended lock, just before its waiter spins or sleeps",
                 "CONFIG_TRACING",
+            ),
+            // Inside a BPF hash map update, where BPF's own allocator
+            // refills: alloc_htab_elem() runs with the bucket's raw spinlock
+            // held and interrupts off. Only updates of the tool's own map
+            // (LOAD_MAP, driven from user space during the run) count.
+            Trigger::MapUpdate => (
+                "map_update",
+                "trigger_map_update",
+                Fentry("alloc_htab_elem"),
+                Task,
+                "a BPF hash map update: a bucket's raw spinlock held, interrupts off",
+                "CONFIG_BPF_SYSCALL",
             ),
         };
         Info { name, program, attach, intended, description, needs }

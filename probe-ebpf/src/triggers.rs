@@ -6,12 +6,16 @@
 use core::{ffi::c_void, ptr::null_mut};
 
 use aya_ebpf::{
-    helpers::{bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_loop},
-    macros::{btf_tracepoint, fentry, kprobe, perf_event},
+    EbpfContext,
+    bindings::BPF_F_NO_PREALLOC,
+    helpers::{bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_loop, bpf_probe_read_kernel},
+    macros::{btf_tracepoint, fentry, kprobe, map, perf_event},
+    maps::HashMap,
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
 use probe_common::{
-    HELD_SLOTS, InFlight, MAX_BURST, MAX_HOLD_CPUS, NolockObj, RunConfig, Trigger, ctx, held_slot,
+    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LockedSite, MAX_BURST, MAX_HOLD_CPUS, NolockObj, RunConfig,
+    Trigger, ctx, held_slot,
 };
 
 use crate::{
@@ -31,6 +35,13 @@ fn random() -> u32 {
 /// shows where the call really ran, not where it was meant to.
 #[inline(always)]
 fn exercise(trigger: Trigger) -> u32 {
+    exercise_at(trigger, None)
+}
+
+/// [`exercise()`], with the call counted by its `site` where the trigger
+/// has several.
+#[inline(always)]
+fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
     let tag = trigger as u32;
     let cfg = RUN_CONFIG.load();
     // SAFETY: a helper without arguments.
@@ -47,6 +58,11 @@ fn exercise(trigger: Trigger) -> u32 {
         if unsafe { (*c).hits }.checked_rem(cfg.every_nth as u64) != Some(0) {
             return 0;
         }
+    }
+    match site {
+        Some(LockedSite::SheavesLock) => count!(tag, calls_sheaves_lock),
+        Some(LockedSite::Unknown) => count!(tag, calls_site_unknown),
+        _ => {}
     }
     let obj = allocate(tag, &cfg);
     if cfg.burst <= 1 || cpu >= MAX_HOLD_CPUS {
@@ -183,8 +199,29 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
 /// Runs with a node list_lock or the per-CPU sheaves lock held: the sheaf
 /// trylock fails and kfree_rcu_nolock() must fall back.
 #[kprobe]
-pub fn trigger_locked_kprobe(_ctx: ProbeContext) -> u32 {
-    exercise(Trigger::LockedKprobe)
+pub fn trigger_locked_kprobe(ctx: ProbeContext) -> u32 {
+    exercise_at(Trigger::LockedKprobe, Some(locked_site(&ctx)))
+}
+
+/// Which lock the caller of `slab_attach_kprobe_locked()` holds, from the
+/// function the return address is in.
+#[inline(always)]
+fn locked_site(ctx: &ProbeContext) -> LockedSite {
+    let cfg = RUN_CONFIG.load();
+    // x86-64: the probe is on the function's first instruction, where the
+    // stack pointer points at the return address.
+    // SAFETY: `regs` is the probe's register set; the read copes with any
+    // address.
+    let ret = unsafe { bpf_probe_read_kernel((*ctx.regs).rsp as *const u64) }.unwrap_or(0);
+    if ret < cfg.kernel_text[0] || ret >= cfg.kernel_text[1] {
+        return LockedSite::Unknown;
+    }
+    for (i, [start, end]) in cfg.sheaves_lock_fns.iter().enumerate() {
+        if (i as u32) < cfg.n_sheaves_lock_fns && ret >= *start && ret < *end {
+            return LockedSite::SheavesLock;
+        }
+    }
+    LockedSite::ListLock
 }
 
 /// NMI on hardware cycles; hardirq (hrtimer) on the software cpu-clock.
@@ -211,6 +248,27 @@ fentry_trigger! {
     trigger_fentry_defer_kfree_rcu: "defer_kfree_rcu" => Trigger::FentryDeferKfreeRcu;
     trigger_fentry_rcu_free_sheaf: "rcu_free_sheaf" => Trigger::FentryRcuFreeSheaf;
     trigger_fentry_barn_get_empty_sheaf: "barn_get_empty_sheaf" => Trigger::FentryBarnGetEmptySheaf;
+}
+
+/// Updated from user space by the built-in load during a run with the
+/// map_update trigger. Not preallocated: each update allocates its element
+/// through BPF's own allocator, as most maps of BPF users do.
+#[map]
+pub static LOAD_MAP: HashMap<u32, u64> = HashMap::with_max_entries(LOAD_MAP_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// `static struct htab_elem *alloc_htab_elem(struct bpf_htab *htab, ...)`,
+/// with the bucket's raw spinlock held and interrupts off. The observers'
+/// own map updates come here too: only `LOAD_MAP`'s count (a `struct
+/// bpf_htab` starts with its `struct bpf_map`, which is what a program's
+/// reference to a map points at).
+#[fentry(function = "alloc_htab_elem")]
+pub fn trigger_map_update(ctx: FEntryContext) -> u32 {
+    // SAFETY: a copy of the first argument, read from the context.
+    let htab = unsafe { bpf_probe_read_kernel(ctx.as_ptr() as *const u64) }.unwrap_or(0);
+    if htab != &raw const LOAD_MAP as u64 {
+        return 0;
+    }
+    exercise(Trigger::MapUpdate)
 }
 
 /// One tp_btf trigger per tracepoint: task, softirq, hardirq, NMI, and

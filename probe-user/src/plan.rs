@@ -105,6 +105,9 @@ impl Plan {
         if self.nmi_rate_hz == 0 || self.nmi_rate_hz > 100 {
             bail!("--nmi-rate must be between 1 and 100 per second, not {}", self.nmi_rate_hz);
         }
+        if self.triggers.contains(&Trigger::MapUpdate) && !self.load {
+            bail!("the map_update trigger fires on the built-in load's map updates: drop --no-load");
+        }
         if self.expedited_rate_hz > 1000 {
             bail!("--expedited-rate must be at most 1000 per second, not {}", self.expedited_rate_hz);
         }

@@ -4,13 +4,14 @@
 
 use std::{
     any::Any,
+    os::fd::AsFd,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{HashMap, Map, MapData, PerCpuArray},
     programs::{
         BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -327,6 +328,16 @@ impl Probes {
     }
 
     /// Objects still in flight, by trigger tag: after the drain, the lost.
+    /// One more handle of `LOAD_MAP`, which the map_update trigger watches,
+    /// for a load thread of its own.
+    pub fn load_map(&self) -> Result<HashMap<MapData, u32, u64>> {
+        let Some(Map::HashMap(data)) = self.ebpf.map("LOAD_MAP") else {
+            bail!("the BPF object has no LOAD_MAP hash map");
+        };
+        let fd = data.fd().as_fd().try_clone_to_owned().context("cannot duplicate LOAD_MAP's descriptor")?;
+        Ok(HashMap::try_from(Map::HashMap(MapData::from_fd(fd)?))?)
+    }
+
     pub fn in_flight(&self) -> Result<std::collections::BTreeMap<u32, u64>> {
         let m = self.ebpf.map("IN_FLIGHT").ok_or_else(|| anyhow!("the BPF object has no IN_FLIGHT map"))?;
         let map: HashMap<&MapData, u64, InFlight> = HashMap::try_from(m)?;

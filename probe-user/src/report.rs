@@ -103,6 +103,10 @@ pub struct RunInfo {
     pub cpus: Vec<u32>,
     /// How long the drain (kvfree_rcu_barrier()) took after detaching, in ns.
     pub drain_ns: u64,
+    /// The functions found in /proc/kallsyms whose calls of
+    /// `slab_attach_kprobe_locked()` count as sheaves-lock sites
+    /// (`calls_sheaves_lock`).
+    pub sheaves_lock_functions: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,6 +116,8 @@ pub struct LoadInfo {
     /// of 128 pipes opened and closed).
     pub ops: u64,
     pub ops_per_s: f64,
+    /// Updates of the map_update trigger's map (when it runs).
+    pub map_updates: u64,
 }
 
 #[derive(Debug, Serialize)]

@@ -9,14 +9,17 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, bail};
-use probe_common::{MAX_SIZES, NolockObj, RunConfig, Trigger, TriggerCounters};
+use probe_common::{
+    MAX_SHEAVES_LOCK_FNS, MAX_SIZES, NolockObj, RunConfig, SHEAVES_LOCK_FNS, Trigger, TriggerCounters,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     btf::KernelBtf,
     cli::RunArgs,
     expedite::{ExpeditedGps, ExpeditedReport},
-    export, kallsyms,
+    export,
+    kallsyms::Kallsyms,
     kernel::KernelInfo,
     kmsg::KernelLog,
     latency::{self, HistogramLayout},
@@ -94,8 +97,14 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     let preempt_rt = readiness::preempt_rt();
     let (triggers, unsupported) = supported(&plan, args, &btf, pmu || nmi::available(), preempt_rt)?;
 
-    let [rcu_free_sheaf, rcu_free_sheaf_nobarn] =
-        kallsyms::addresses(["rcu_free_sheaf", "rcu_free_sheaf_nobarn"])?;
+    let symbols = Kallsyms::read()?;
+    let rcu_free_sheaf = symbols.address("rcu_free_sheaf")?;
+    let rcu_free_sheaf_nobarn = symbols.address("rcu_free_sheaf_nobarn")?;
+    let sheaves_lock_fns = symbols.functions(&SHEAVES_LOCK_FNS);
+    let mut fns = [[0; 2]; MAX_SHEAVES_LOCK_FNS];
+    for (slot, f) in fns.iter_mut().zip(&sheaves_lock_fns) {
+        *slot = [f.start, f.end];
+    }
     let mut sizes = [0; MAX_SIZES];
     sizes[..plan.payload_sizes_bytes.len()].copy_from_slice(&plan.payload_sizes_bytes);
     let cfg = RunConfig {
@@ -117,11 +126,17 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         bulk_records_off: ready.bulk.records,
         loader_tgid: std::process::id(),
         track: u32::from(plan.latency),
+        n_sheaves_lock_fns: sheaves_lock_fns.len().min(MAX_SHEAVES_LOCK_FNS) as u32,
+        sheaves_lock_fns: fns,
+        kernel_text: [symbols.address("_stext")?, symbols.address("_etext")?],
     };
+    let sheaves_lock_fns: Vec<String> =
+        sheaves_lock_fns.into_iter().take(MAX_SHEAVES_LOCK_FNS).map(|f| f.name).collect();
     // The cross-check follows the caches of the first payload size.
     let caches =
         slub_stats::caches_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
-    let setup = Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, preempt_rt, caches };
+    let setup =
+        Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, preempt_rt, caches, sheaves_lock_fns };
 
     let mut runs = Vec::new();
     for i in 0..args.repeat.max(1) {
@@ -161,6 +176,9 @@ struct Setup<'a> {
     /// Picks the observers' hooks and which triggers scenarios leave out.
     preempt_rt: bool,
     caches: Vec<String>,
+    /// The functions whose `slab_attach_kprobe_locked()` calls count as
+    /// sheaves-lock sites.
+    sheaves_lock_fns: Vec<String>,
 }
 
 /// One run, or with --repeat the last run with every run under `repeats`
@@ -195,7 +213,9 @@ fn once(setup: &Setup) -> Result<Report> {
     let mut probes = Probes::load(cfg, triggers, *preempt_rt)?;
     probes.attach_observers(plan.latency)?;
     let slub_before = slub_stats::read(caches);
-    let mut load = if plan.load { Some(LoadGen::start(&cpus)?) } else { None };
+    // The map_update trigger only watches updates of the load's map.
+    let map_of = triggers.contains(&Trigger::MapUpdate).then_some(&probes);
+    let mut load = if plan.load { Some(LoadGen::start(&cpus, map_of)?) } else { None };
     let attachments = probes.attach_triggers(triggers, &cpus, plan.perf_frequency_hz)?;
     let nmi_wanted = triggers.contains(&Trigger::Nmi);
     let mut sysrq = if nmi_wanted && !pmu { Some(SysrqNmi::start(plan.nmi_rate_hz)?) } else { None };
@@ -231,7 +251,7 @@ fn once(setup: &Setup) -> Result<Report> {
         expedited.as_mut().map(|e| ExpeditedReport { rate_hz: plan.expedited_rate_hz, requested: e.stop() });
     let load_ops = load.as_mut().map(|l| {
         l.stop();
-        l.ops()
+        (l.ops(), l.map_updates())
     });
     eprintln!("nolock-probe: triggers detached, draining objects in flight");
     let drain = probes.drain()?;
@@ -312,11 +332,13 @@ fn once(setup: &Setup) -> Result<Report> {
             interrupted: watched.interrupted,
             cpus,
             drain_ns: drain.as_nanos() as u64,
+            sheaves_lock_functions: setup.sheaves_lock_fns.clone(),
         },
         load: LoadInfo {
             enabled: load_ops.is_some(),
-            ops: load_ops.unwrap_or(0),
-            ops_per_s: load_ops.map_or(0.0, |n| n as f64 / elapsed_s),
+            ops: load_ops.map_or(0, |(n, _)| n),
+            ops_per_s: load_ops.map_or(0.0, |(n, _)| n as f64 / elapsed_s),
+            map_updates: load_ops.map_or(0, |(_, m)| m),
         },
         totals,
         triggers: trigger_reports,

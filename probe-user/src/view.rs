@@ -38,6 +38,15 @@ pub fn render(report: &Value) -> String {
             ));
         }
     }
+    for t in report["triggers"].as_array().into_iter().flatten().filter(|t| t["name"] == "locked_kprobe") {
+        let c = &t["total"];
+        let (sheaves, unknown) = (u(&c["calls_sheaves_lock"]), u(&c["calls_site_unknown"]));
+        s.push_str(&format!(
+            "locked_kprobe calls by lock held: node list_lock {}, per-CPU sheaves lock {sheaves}{}\n",
+            u(&c["calls"]).saturating_sub(sheaves + unknown),
+            if unknown > 0 { format!(", site unknown {unknown}") } else { String::new() }
+        ));
+    }
     for x in report["unsupported"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "{:<28} unsupported: {}\n",
@@ -108,7 +117,9 @@ mod tests {
     fn a_result_renders_with_its_triggers_paths_and_verdict() {
         let r = json!({
             "triggers": [{"name": "nmi", "intended": "nmi", "per_cpu": [{"cpu": 1, "calls": 7, "alloc_ctx": {"nmi": 7}}],
-                          "total": {"calls": 7, "alloc_ctx": {"nmi": 7}}}],
+                          "total": {"calls": 7, "alloc_ctx": {"nmi": 7}}},
+                         {"name": "locked_kprobe", "intended": "any", "per_cpu": [],
+                          "total": {"calls": 10, "calls_sheaves_lock": 3, "calls_site_unknown": 0}}],
             "unsupported": [{"trigger": "syscall", "reason": "the kernel has no sys_enter tracepoint"}],
             "latency": {"paths": [{"path": "fallback", "reclaimed": 7, "premature": 0, "stages": {"total": {
                 "count": 7, "min_ns": 1000, "p50_ns": 2000, "p90_ns": 3000, "p99_ns": 3000, "p999_ns": 3000,
@@ -121,6 +132,10 @@ mod tests {
         let text = render(&r);
         assert!(text.contains("nmi (nmi)"), "{text}");
         assert!(text.contains("0/0/0/7"), "{text}");
+        assert!(
+            text.contains("locked_kprobe calls by lock held: node list_lock 7, per-CPU sheaves lock 3\n"),
+            "{text}"
+        );
         assert!(
             text.contains("syscall                      unsupported: the kernel has no sys_enter tracepoint"),
             "{text}"

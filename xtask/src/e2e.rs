@@ -38,8 +38,21 @@ pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
         }
     }
     if let Some(t) = triggers.iter().find(|t| t["name"] == "locked_kprobe") {
-        if t["total"]["fallback"].as_u64().unwrap_or(0) == 0 {
+        let n = |k: &str| t["total"][k].as_u64().unwrap_or(0);
+        if n("fallback") == 0 {
             problems.push("the locked-slab kprobe never fell back to defer_kfree_rcu()".into());
+        }
+        // Both kinds of slab_attach_kprobe_locked() site: a node's list_lock
+        // and this CPU's sheaves lock.
+        let sheaves = n("calls_sheaves_lock");
+        let list_lock = n("calls").saturating_sub(sheaves + n("calls_site_unknown"));
+        if sheaves == 0 || list_lock == 0 || n("calls_site_unknown") != 0 {
+            problems.push(format!(
+                "the locked-slab kprobe must call at both kinds of site, and know each: list_lock \
+                 {list_lock}, sheaves lock {sheaves}, unknown {} (sheaves-lock functions found: {})",
+                n("calls_site_unknown"),
+                report["run"]["sheaves_lock_functions"]
+            ));
         }
     }
     problems
@@ -199,11 +212,19 @@ mod tests {
         })
     }
 
+    fn locked(sheaf: u64, fallback: u64) -> Value {
+        let mut t = trigger("locked_kprobe", [5, 5], sheaf, fallback);
+        t["total"]["calls_sheaves_lock"] = json!(3);
+        t["total"]["calls_site_unknown"] = json!(0);
+        t
+    }
+
     fn good() -> Value {
         json!({
             "verdict": {"pass": true, "reasons": []},
+            "run": {"sheaves_lock_functions": ["__pcs_replace_full_main"]},
             "triggers": [
-                trigger("locked_kprobe", [5, 5], 4, 6),
+                locked(4, 6),
                 trigger("perf_event", [3, 3], 6, 0),
                 trigger("fentry_deferred_work", [2, 1], 3, 0),
             ],
@@ -315,10 +336,18 @@ mod tests {
         assert_eq!(foundation_problems(&r, 2), ["trigger perf_event made no calls on CPU 1"]);
 
         let mut r = good();
-        r["triggers"][0] = trigger("locked_kprobe", [5, 5], 10, 0);
+        r["triggers"][0] = locked(10, 0);
         assert_eq!(
             foundation_problems(&r, 2),
             ["the locked-slab kprobe never fell back to defer_kfree_rcu()"]
+        );
+
+        let mut r = good();
+        r["triggers"][0]["total"]["calls_sheaves_lock"] = json!(0);
+        assert_eq!(
+            foundation_problems(&r, 2),
+            ["the locked-slab kprobe must call at both kinds of site, and know each: list_lock 10, \
+              sheaves lock 0, unknown 0 (sheaves-lock functions found: [\"__pcs_replace_full_main\"])"]
         );
 
         let mut r = good();
