@@ -271,9 +271,9 @@ pub const SHEAVES_LOCK_FNS: [&str; 4] = [
 /// Room for each of them and a split-off part (`.cold`) of each.
 pub const MAX_SHEAVES_LOCK_FNS: usize = 2 * SHEAVES_LOCK_FNS.len();
 
-/// `LOAD_MAP`: the BPF hash map the built-in load updates from user space
-/// when the `map_update` trigger runs, `LOAD_MAP_KEYS_PER_CPU` keys per
-/// load thread.
+/// `LOAD_MAP`: the BPF hash map whose updates the `map_update` trigger
+/// watches, `LOAD_MAP_KEYS_PER_CPU` keys per CPU, all updated on each
+/// getsid() of a load thread.
 pub const LOAD_MAP_KEYS_PER_CPU: u32 = 64;
 pub const LOAD_MAP_ENTRIES: u32 = LOAD_MAP_KEYS_PER_CPU * MAX_HOLD_CPUS;
 

@@ -203,7 +203,8 @@ impl Trigger {
             // Inside a BPF hash map update, where BPF's own allocator
             // refills: alloc_htab_elem() runs with the bucket's raw spinlock
             // held and interrupts off. Only updates of the tool's own map
-            // (LOAD_MAP, driven from user space during the run) count.
+            // count (LOAD_MAP, which a program updates on each getsid()
+            // of the load threads).
             Trigger::MapUpdate => (
                 "map_update",
                 "trigger_map_update",

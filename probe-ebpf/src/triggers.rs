@@ -8,14 +8,17 @@ use core::{ffi::c_void, ptr::null_mut};
 use aya_ebpf::{
     EbpfContext,
     bindings::BPF_F_NO_PREALLOC,
-    helpers::{bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_loop, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_loop,
+        bpf_probe_read_kernel,
+    },
     macros::{btf_tracepoint, fentry, kprobe, map, perf_event},
     maps::HashMap,
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
 use probe_common::{
-    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LockedSite, MAX_BURST, MAX_HOLD_CPUS, NolockObj, RunConfig,
-    Trigger, ctx, held_slot,
+    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_BURST, MAX_HOLD_CPUS,
+    NolockObj, RunConfig, Trigger, ctx, held_slot,
 };
 
 use crate::{
@@ -250,11 +253,31 @@ fentry_trigger! {
     trigger_fentry_barn_get_empty_sheaf: "barn_get_empty_sheaf" => Trigger::FentryBarnGetEmptySheaf;
 }
 
-/// Updated from user space by the built-in load during a run with the
-/// map_update trigger. Not preallocated: each update allocates its element
-/// through BPF's own allocator, as most maps of BPF users do.
+/// The map_update trigger's map, updated by `map_update_driver` during the
+/// run. Not preallocated: each update allocates its element through BPF's
+/// own allocator, as most maps of BPF users do.
 #[map]
 pub static LOAD_MAP: HashMap<u32, u64> = HashMap::with_max_entries(LOAD_MAP_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// When a load thread of the loader calls getsid(): overwrite that CPU's
+/// block of `LOAD_MAP` keys, one new element each. From a program, as BPF
+/// users update maps; the bpf() system call would raise `bpf_prog_active`
+/// and so keep kprobes (the reclaim observers among them) from running on
+/// the CPU while it lasts.
+#[fentry(function = "__x64_sys_getsid")]
+pub fn map_update_driver(_ctx: FEntryContext) -> u32 {
+    let cfg = RUN_CONFIG.load();
+    // SAFETY: helpers without arguments.
+    let (tgid, cpu) = unsafe { ((bpf_get_current_pid_tgid() >> 32) as u32, bpf_get_smp_processor_id()) };
+    if tgid != cfg.loader_tgid {
+        return 0;
+    }
+    let base = (cpu % MAX_HOLD_CPUS) * LOAD_MAP_KEYS_PER_CPU;
+    for i in 0..LOAD_MAP_KEYS_PER_CPU {
+        let _ = LOAD_MAP.insert(&(base + i), &(i as u64), 0);
+    }
+    0
+}
 
 /// `static struct htab_elem *alloc_htab_elem(struct bpf_htab *htab, ...)`,
 /// with the bucket's raw spinlock held and interrupts off. The observers'

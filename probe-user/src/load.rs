@@ -1,6 +1,7 @@
 //! The tool's own load: kmalloc/kfree churn from system calls on every CPU,
-//! so that the locked-slab and slab-internal hooks fire often, and updates
-//! of `LOAD_MAP` when the map_update trigger watches it.
+//! so that the locked-slab and slab-internal hooks fire often, and, for the
+//! map_update trigger, a getsid() per operation, on which a BPF program
+//! updates the trigger's map.
 
 use std::{
     ffi::CStr,
@@ -12,42 +13,33 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use aya::maps::{HashMap, MapData};
-use probe_common::{LOAD_MAP_KEYS_PER_CPU, MAX_HOLD_CPUS};
-
-use crate::probes::Probes;
-
-/// `LOAD_MAP` updates per load operation, when the map_update trigger runs.
-const MAP_UPDATES: u32 = 32;
 
 pub struct LoadGen {
     stop: Arc<AtomicBool>,
     ops: Arc<AtomicU64>,
-    map_updates: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl LoadGen {
-    /// One thread pinned to each CPU in `cpus`; each also updates
-    /// `LOAD_MAP` of `map_of` if given.
-    pub fn start(cpus: &[u32], map_of: Option<&Probes>) -> Result<Self> {
-        let mut load = LoadGen {
-            stop: Arc::new(AtomicBool::new(false)),
-            ops: Arc::new(AtomicU64::new(0)),
-            map_updates: Arc::new(AtomicU64::new(0)),
-            threads: Vec::new(),
-        };
+    /// One thread pinned to each CPU in `cpus`; with `map_updates`, each
+    /// operation also calls getsid(), where the map_update trigger's
+    /// driver updates its map (from a BPF program: updates through the
+    /// bpf() system call would keep kprobes from running on the CPU).
+    pub fn start(cpus: &[u32], map_updates: bool) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let mut load = LoadGen { stop, ops, threads: Vec::new() };
         for &cpu in cpus {
-            let mut map = map_of.map(Probes::load_map).transpose()?;
-            let (stop, ops, updates) = (load.stop.clone(), load.ops.clone(), load.map_updates.clone());
+            let (stop, ops) = (load.stop.clone(), load.ops.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("load-cpu{cpu}"))
                 .spawn(move || {
                     pin(cpu);
                     while !stop.load(Ordering::Relaxed) {
                         churn();
-                        if let Some(m) = map.as_mut() {
-                            updates.fetch_add(update_map(m, cpu), Ordering::Relaxed);
+                        if map_updates {
+                            // SAFETY: getsid() has no preconditions.
+                            unsafe { libc::getsid(0) };
                         }
                         ops.fetch_add(1, Ordering::Relaxed);
                     }
@@ -56,11 +48,6 @@ impl LoadGen {
             load.threads.push(handle);
         }
         Ok(load)
-    }
-
-    /// `LOAD_MAP` updates so far.
-    pub fn map_updates(&self) -> u64 {
-        self.map_updates.load(Ordering::Relaxed)
     }
 
     /// Operations so far (one operation: a /proc file opened, read and
@@ -127,13 +114,4 @@ fn churn() {
             libc::close(p[1]);
         }
     }
-}
-
-/// Overwrites this CPU's block of keys: each update allocates a new
-/// element in alloc_htab_elem(). Returns the updates that succeeded.
-fn update_map(map: &mut HashMap<MapData, u32, u64>, cpu: u32) -> u64 {
-    let base = (cpu % MAX_HOLD_CPUS) * LOAD_MAP_KEYS_PER_CPU;
-    (0..MAP_UPDATES)
-        .filter(|i| map.insert(&(base + i % LOAD_MAP_KEYS_PER_CPU), &u64::from(*i), 0).is_ok())
-        .count() as u64
 }

@@ -4,14 +4,13 @@
 
 use std::{
     any::Any,
-    os::fd::AsFd,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, PerCpuArray},
+    maps::{HashMap, MapData, PerCpuArray},
     programs::{
         BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -121,6 +120,9 @@ fn attach_hooked(ebpf: &mut Ebpf, hook: Hook, name: &str, func: &str) -> Result<
 }
 
 const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
+/// The program that updates the map_update trigger's map when the load
+/// threads call getsid().
+const MAP_DRIVER: (&str, &str) = ("map_update_driver", "__x64_sys_getsid");
 
 /// Which perf event drives the perf trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,9 @@ impl Probes {
                 }
             }
         }
+        if triggers.contains(&Trigger::MapUpdate) {
+            load_hooked(&mut ebpf, &btf, Hook::Fentry, MAP_DRIVER.0, MAP_DRIVER.1)?;
+        }
         for o in observers(preempt_rt) {
             load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
         }
@@ -222,6 +227,12 @@ impl Probes {
                 Attach::Kprobe(f) => {
                     self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Kprobe, name, f)?);
                     format!("kprobe:{f}")
+                }
+                Attach::Fentry(f) if t == Trigger::MapUpdate => {
+                    self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Fentry, name, f)?);
+                    let (driver, function) = MAP_DRIVER;
+                    self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Fentry, driver, function)?);
+                    format!("fentry:{f} (updates from fentry:{function}, the load's getsid())")
                 }
                 Attach::Fentry(f) => {
                     self.trigger_links.push(attach_hooked(&mut self.ebpf, Hook::Fentry, name, f)?);
@@ -328,16 +339,6 @@ impl Probes {
     }
 
     /// Objects still in flight, by trigger tag: after the drain, the lost.
-    /// One more handle of `LOAD_MAP`, which the map_update trigger watches,
-    /// for a load thread of its own.
-    pub fn load_map(&self) -> Result<HashMap<MapData, u32, u64>> {
-        let Some(Map::HashMap(data)) = self.ebpf.map("LOAD_MAP") else {
-            bail!("the BPF object has no LOAD_MAP hash map");
-        };
-        let fd = data.fd().as_fd().try_clone_to_owned().context("cannot duplicate LOAD_MAP's descriptor")?;
-        Ok(HashMap::try_from(Map::HashMap(MapData::from_fd(fd)?))?)
-    }
-
     pub fn in_flight(&self) -> Result<std::collections::BTreeMap<u32, u64>> {
         let m = self.ebpf.map("IN_FLIGHT").ok_or_else(|| anyhow!("the BPF object has no IN_FLIGHT map"))?;
         let map: HashMap<&MapData, u64, InFlight> = HashMap::try_from(m)?;

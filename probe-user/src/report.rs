@@ -116,8 +116,6 @@ pub struct LoadInfo {
     /// of 128 pipes opened and closed).
     pub ops: u64,
     pub ops_per_s: f64,
-    /// Updates of the map_update trigger's map (when it runs).
-    pub map_updates: u64,
 }
 
 #[derive(Debug, Serialize)]

@@ -213,9 +213,8 @@ fn once(setup: &Setup) -> Result<Report> {
     let mut probes = Probes::load(cfg, triggers, *preempt_rt)?;
     probes.attach_observers(plan.latency)?;
     let slub_before = slub_stats::read(caches);
-    // The map_update trigger only watches updates of the load's map.
-    let map_of = triggers.contains(&Trigger::MapUpdate).then_some(&probes);
-    let mut load = if plan.load { Some(LoadGen::start(&cpus, map_of)?) } else { None };
+    let map_updates = triggers.contains(&Trigger::MapUpdate);
+    let mut load = if plan.load { Some(LoadGen::start(&cpus, map_updates)?) } else { None };
     let attachments = probes.attach_triggers(triggers, &cpus, plan.perf_frequency_hz)?;
     let nmi_wanted = triggers.contains(&Trigger::Nmi);
     let mut sysrq = if nmi_wanted && !pmu { Some(SysrqNmi::start(plan.nmi_rate_hz)?) } else { None };
@@ -251,7 +250,7 @@ fn once(setup: &Setup) -> Result<Report> {
         expedited.as_mut().map(|e| ExpeditedReport { rate_hz: plan.expedited_rate_hz, requested: e.stop() });
     let load_ops = load.as_mut().map(|l| {
         l.stop();
-        (l.ops(), l.map_updates())
+        l.ops()
     });
     eprintln!("nolock-probe: triggers detached, draining objects in flight");
     let drain = probes.drain()?;
@@ -336,9 +335,8 @@ fn once(setup: &Setup) -> Result<Report> {
         },
         load: LoadInfo {
             enabled: load_ops.is_some(),
-            ops: load_ops.map_or(0, |(n, _)| n),
-            ops_per_s: load_ops.map_or(0.0, |(n, _)| n as f64 / elapsed_s),
-            map_updates: load_ops.map_or(0, |(_, m)| m),
+            ops: load_ops.unwrap_or(0),
+            ops_per_s: load_ops.map_or(0.0, |n| n as f64 / elapsed_s),
         },
         totals,
         triggers: trigger_reports,
