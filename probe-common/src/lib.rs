@@ -214,6 +214,9 @@ pub struct RunConfig {
     pub _pad0: u32,
     /// CPUs the triggers allocate on (bit n: CPU n); 0 means all.
     pub cpu_mask: u64,
+    /// Rate limit: at least this long between two calls of a trigger on a
+    /// CPU (0: none); after `every_nth`.
+    pub min_interval_ns: u64,
     /// Addresses of the static `rcu_free_sheaf()` and
     /// `rcu_free_sheaf_nobarn()` (the callback of flushed sheaves), from
     /// /proc/kallsyms: the `call_rcu()` observer recognises sheaves by them.
@@ -306,6 +309,7 @@ impl RunConfig {
         burst: 1,
         _pad0: 0,
         cpu_mask: 0,
+        min_interval_ns: 0,
         rcu_free_sheaf: 0,
         rcu_free_sheaf_nobarn: 0,
         sheaf_rcu_head_off: 0,

@@ -32,6 +32,10 @@ pub static SHEAVES: HashMap<u64, SheafInFlight> = HashMap::with_max_entries(MAX_
 #[map]
 pub static OUR_CACHES: HashMap<u64, u8> = HashMap::with_max_entries(64, 0);
 
+/// Per trigger, when it last made a call on this CPU (`--rate`).
+#[map]
+pub static LAST_CALL: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TRIGGERS, 0);
+
 /// Per trigger, this CPU's place in the burst it is holding (`HELD`).
 #[map]
 pub static HOLDING: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_TRIGGERS, 0);

@@ -22,7 +22,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{COUNTERS, HOLDING, IN_FLIGHT, RUN_CONFIG, count},
+    counters::{COUNTERS, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now},
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
 
@@ -60,6 +60,18 @@ fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
         // a panic path, which the verifier refuses.
         if unsafe { (*c).hits }.checked_rem(cfg.every_nth as u64) != Some(0) {
             return 0;
+        }
+    }
+    if cfg.min_interval_ns != 0 {
+        let Some(last) = LAST_CALL.get_ptr_mut(tag) else { return 0 };
+        let t = now();
+        // SAFETY: this CPU's value of an existing slot; a trigger program
+        // does not run nested in itself on one CPU.
+        unsafe {
+            if t.wrapping_sub(*last) < cfg.min_interval_ns {
+                return 0;
+            }
+            *last = t;
         }
     }
     match site {

@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Allocate on every Nth hit of a trigger on a CPU [default: 1].
     #[arg(long)]
     pub every_nth: Option<u32>,
+    /// At most this many calls a second of each trigger on each CPU, after
+    /// --every-nth [default: 0: no limit].
+    #[arg(long)]
+    pub rate: Option<u32>,
     /// Only these CPUs (comma-separated ids) [default: all online].
     #[arg(long, value_delimiter = ',')]
     pub cpus: Vec<u32>,

@@ -18,6 +18,8 @@ pub struct Plan {
     pub gfp_account: bool,
     pub perf_frequency_hz: u64,
     pub every_nth: u32,
+    /// Calls a second per trigger and CPU at most; 0: no limit.
+    pub rate_per_cpu_hz: u32,
     /// Empty: every online CPU.
     pub cpus: Vec<u32>,
     pub nolock_share_pct: u32,
@@ -65,6 +67,7 @@ impl Plan {
             gfp_account: args.account || sc.gfp_account.unwrap_or(false),
             perf_frequency_hz: args.perf_frequency.or(sc.perf_frequency).unwrap_or(1000),
             every_nth: args.every_nth.or(sc.every_nth).unwrap_or(1),
+            rate_per_cpu_hz: args.rate.or(sc.rate).unwrap_or(0),
             cpus: args.cpus.clone(),
             nolock_share_pct: args.nolock_share.or(sc.nolock_share).unwrap_or(0),
             burst: args.burst.or(sc.burst).unwrap_or(1),
@@ -96,6 +99,9 @@ impl Plan {
         if self.every_nth == 0 {
             bail!("--every-nth must be at least 1");
         }
+        if self.rate_per_cpu_hz > 1_000_000 {
+            bail!("--rate must be at most 1000000 calls a second, not {}", self.rate_per_cpu_hz);
+        }
         if self.nolock_share_pct > 100 {
             bail!("--nolock-share is a percentage, at most 100, not {}", self.nolock_share_pct);
         }
@@ -120,6 +126,11 @@ impl Plan {
     pub fn alloc_flags(&self) -> u32 {
         (if self.gfp_zero { alloc_flags::ZERO } else { 0 })
             | (if self.gfp_account { alloc_flags::ACCOUNT } else { 0 })
+    }
+
+    /// The gap `--rate` leaves between two calls, in ns (0: no limit).
+    pub fn min_interval_ns(&self) -> u64 {
+        if self.rate_per_cpu_hz == 0 { 0 } else { 1_000_000_000 / u64::from(self.rate_per_cpu_hz) }
     }
 
     pub fn cpu_mask(&self) -> u64 {
@@ -172,6 +183,9 @@ mod tests {
         assert_eq!(p.payload_sizes_bytes, [0, 100, 900, 4000]);
         assert_eq!(p.alloc_flags(), alloc_flags::ZERO | alloc_flags::ACCOUNT);
         assert_eq!(plan(&["--cpus", "0,3"]).unwrap().cpu_mask(), 0b1001);
+        assert_eq!(plan(&["--rate", "200"]).unwrap().min_interval_ns(), 5_000_000);
+        assert_eq!(plan(&[]).unwrap().min_interval_ns(), 0);
+        assert_eq!(plan(&["--scenario", "expedited"]).unwrap().expedited_rate_hz, 50);
     }
 
     #[test]
@@ -186,6 +200,9 @@ mod tests {
             (&["--trigger", "bogus"][..], "there is no trigger bogus"),
             (&["--scenario", "bogus"][..], "there is no scenario bogus"),
             (&["--cpus", "64"][..], "below 64"),
+            (&["--rate", "1000001"][..], "--rate must be at most 1000000"),
+            (&["--expedited-rate", "1001"][..], "--expedited-rate must be at most 1000"),
+            (&["--trigger", "map_update", "--no-load"][..], "drop --no-load"),
         ] {
             let err = plan(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

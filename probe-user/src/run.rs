@@ -116,6 +116,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         burst: plan.burst,
         _pad0: 0,
         cpu_mask: plan.cpu_mask(),
+        min_interval_ns: plan.min_interval_ns(),
         rcu_free_sheaf,
         rcu_free_sheaf_nobarn,
         sheaf_rcu_head_off: ready.sheaf.rcu_head,
@@ -135,8 +136,18 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     // The cross-check follows the caches of the first payload size.
     let caches =
         slub_stats::caches_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
-    let setup =
-        Setup { plan: &plan, cfg, triggers, unsupported, cpus, pmu, preempt_rt, caches, sheaves_lock_fns };
+    let setup = Setup {
+        plan: &plan,
+        cfg,
+        triggers,
+        unsupported,
+        cpus,
+        online,
+        pmu,
+        preempt_rt,
+        caches,
+        sheaves_lock_fns,
+    };
 
     let mut runs = Vec::new();
     for i in 0..args.repeat.max(1) {
@@ -172,6 +183,7 @@ struct Setup<'a> {
     triggers: Vec<Trigger>,
     unsupported: Vec<Unsupported>,
     cpus: Vec<u32>,
+    online: Vec<u32>,
     pmu: bool,
     /// Picks the observers' hooks and which triggers scenarios leave out.
     preempt_rt: bool,
@@ -266,7 +278,8 @@ fn once(setup: &Setup) -> Result<Report> {
     }
     let totals = report::sum(trigger_reports.iter().map(|t| &t.total));
     let lost_by_tag = probes.in_flight()?;
-    let paths = latency::reports(&probes.latency(&cpus)?);
+    // RCU callbacks and the drain may reclaim on CPUs outside --cpus.
+    let paths = latency::reports(&probes.latency(&setup.online)?);
     let recursion_misses = probes.misses()?;
     drop(probes);
     let path_misses: u64 =

@@ -25,6 +25,7 @@ pub struct Scenario {
     pub gfp_account: Option<bool>,
     pub perf_frequency: Option<u64>,
     pub every_nth: Option<u32>,
+    pub rate: Option<u32>,
     pub nolock_share: Option<u32>,
     pub burst: Option<u32>,
     pub nmi_rate: Option<u32>,

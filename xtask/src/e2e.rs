@@ -199,6 +199,37 @@ pub fn fault_problems(report: &Value, reason: &str) -> Vec<String> {
     problems
 }
 
+/// Every problem with a run limited to `rate` calls a second per trigger
+/// and CPU: no CPU of any trigger above it (a tenth and two calls of
+/// slack for the clocks), and `busy`, hit far more often, near it.
+pub fn rate_problems(report: &Value, rate: u64, busy: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["plan"]["rate_per_cpu_hz"].as_u64() != Some(rate) {
+        problems.push(format!("the run's plan says rate {}, not {rate}", report["plan"]["rate_per_cpu_hz"]));
+    }
+    let elapsed = report["run"]["elapsed_s"].as_f64().unwrap_or(0.0);
+    let most = (rate as f64 * elapsed * 1.1) as u64 + 2;
+    for t in report["triggers"].as_array().into_iter().flatten() {
+        let name = t["name"].as_str().unwrap_or("?");
+        for c in t["per_cpu"].as_array().into_iter().flatten() {
+            let calls = c["calls"].as_u64().unwrap_or(0);
+            if calls > most {
+                problems.push(format!(
+                    "trigger {name} made {calls} calls on CPU {} in {elapsed:.1} s, more than {most}",
+                    c["cpu"]
+                ));
+            }
+            if name == busy && (calls as f64) < rate as f64 * elapsed / 2.0 {
+                problems.push(format!(
+                    "trigger {name} made only {calls} calls on CPU {} in {elapsed:.1} s",
+                    c["cpu"]
+                ));
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +353,23 @@ mod tests {
         assert_eq!(fault_problems(&r, "premature_free:").len(), 1);
         let ok = json!({"verdict": {"pass": true, "reasons": []}});
         assert_eq!(fault_problems(&ok, "lost_objects:").len(), 2);
+    }
+
+    #[test]
+    fn rate_requirements_fire() {
+        let run = |calls: [u64; 2]| {
+            json!({"plan": {"rate_per_cpu_hz": 100}, "run": {"elapsed_s": 5.0},
+                   "triggers": [{"name": "syscall", "per_cpu": [{"cpu": 0, "calls": calls[0]}, {"cpu": 1, "calls": calls[1]}]}]})
+        };
+        assert_eq!(rate_problems(&run([500, 480]), 100, "syscall"), Vec::<String>::new());
+        assert_eq!(
+            rate_problems(&run([560, 100]), 100, "syscall"),
+            [
+                "trigger syscall made 560 calls on CPU 0 in 5.0 s, more than 552",
+                "trigger syscall made only 100 calls on CPU 1 in 5.0 s",
+            ]
+        );
+        assert_eq!(rate_problems(&run([500, 500]), 50, "syscall").len(), 3);
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             step("test: scenario expedited on the debug kernel", || expedited_scenario(ctx)),
         ));
         results.push((
+            "--rate keeps calls per CPU under the limit",
+            step("test: a rate-limited run on the debug kernel", || rate_limit(ctx)),
+        ));
+        results.push((
             "bursts held in a map",
             step("test: scenario bursts on the debug kernel", || bursts_scenario(ctx)),
         ));
@@ -262,6 +266,26 @@ fn bursts_scenario(ctx: &Ctx) -> Result<()> {
     let problems = e2e::burst_problems(&report, burst);
     if !problems.is_empty() {
         bail!("the bursts run ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
+    }
+    Ok(())
+}
+
+/// `--rate`: no trigger calls more often than asked on any CPU, and one
+/// hit far more often calls about that often.
+fn rate_limit(ctx: &Ctx) -> Result<()> {
+    let (json, report) = passing_run(
+        ctx,
+        "debug",
+        "rate",
+        &["run", "--trigger", "syscall,hrtimer", "--rate", "100", "--duration", "5"],
+    )?;
+    let problems = e2e::rate_problems(&report, 100, "syscall");
+    if !problems.is_empty() {
+        bail!(
+            "the rate-limited run ({}) does not keep its rate:\n  {}",
+            json.display(),
+            problems.join("\n  ")
+        );
     }
     Ok(())
 }
