@@ -211,8 +211,9 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     count!(tag, freed_rcu);
 }
 
-/// Runs with a node list_lock or the per-CPU sheaves lock held: the sheaf
-/// trylock fails and kfree_rcu_nolock() must fall back.
+/// Runs with a node list_lock or this CPU's sheaves lock of some cache
+/// held; where that is the cache of the tool's objects, the sheaf trylock
+/// fails and kfree_rcu_nolock() must fall back.
 #[kprobe]
 pub fn trigger_locked_kprobe(ctx: ProbeContext) -> u32 {
     exercise_at(Trigger::LockedKprobe, Some(locked_site(&ctx)))
