@@ -69,6 +69,14 @@ fn single(report: &Value) -> Vec<Single> {
     if let Some(v) = num(&report["in_flight"]["peak"]) {
         out.push(("in_flight_peak".into(), "objects", v, Better::Smaller, f64::INFINITY));
     }
+    // What the BPF programs cost (results before kernel.bpf_stats had none).
+    for (key, name) in
+        [("trigger_cpu_pct", "bpf.trigger_cpu_pct"), ("observer_cpu_pct", "bpf.observer_cpu_pct")]
+    {
+        if let Some(v) = num(&report["bpf_cost"][key]) {
+            out.push((name.into(), "%", v, Better::Smaller, f64::INFINITY));
+        }
+    }
     if report["load"]["enabled"] == Value::Bool(true) {
         if let Some(v) = num(&report["load"]["ops_per_s"]) {
             out.push(("load_ops_per_s".into(), "ops/s", v, Better::Bigger, f64::INFINITY));

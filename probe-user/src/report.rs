@@ -12,6 +12,7 @@ use crate::{
     latency::{HistogramLayout, PathReport},
     nmi::NmiSourceReport,
     plan::Plan,
+    probes::ProgramStats,
     slub_stats::CrossCheck,
 };
 
@@ -44,6 +45,9 @@ pub struct Report {
     /// running on that CPU. Observations those runs would have made are
     /// missing from the counts.
     pub recursion_misses: BTreeMap<String, u64>,
+    /// What the kernel counted for each program (kernel.bpf_stats).
+    pub programs: BTreeMap<String, ProgramStats>,
+    pub bpf_cost: BpfCost,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
 }
@@ -149,6 +153,47 @@ pub struct Verdict {
     pub pass: bool,
     /// One line per failed check.
     pub reasons: Vec<String>,
+}
+
+/// What the BPF programs cost, from the kernel's run-time statistics.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct BpfCost {
+    /// The trigger programs. Their time includes the allocator's work they
+    /// cause and the observers that run inside it.
+    pub trigger_runs: u64,
+    pub trigger_run_time_ns: u64,
+    /// The path and reclaim observers (not the drain or the map driver).
+    pub observer_runs: u64,
+    pub observer_run_time_ns: u64,
+    /// Run time over the CPU time the run had (elapsed time x online CPUs),
+    /// in percent.
+    pub trigger_cpu_pct: f64,
+    pub observer_cpu_pct: f64,
+}
+
+impl BpfCost {
+    pub fn new(programs: &BTreeMap<String, ProgramStats>, elapsed_s: f64, cpus: usize) -> Self {
+        let is_trigger = |name: &str| Trigger::ALL.iter().any(|t| t.program() == name);
+        let helper = |name: &str| name == "drain" || name == "map_update_driver";
+        let sum = |pick: &dyn Fn(&str) -> bool| {
+            programs
+                .iter()
+                .filter(|(n, _)| pick(n))
+                .fold((0, 0), |(runs, ns), (_, s)| (runs + s.runs, ns + s.run_time_ns))
+        };
+        let (trigger_runs, trigger_run_time_ns) = sum(&|n| is_trigger(n));
+        let (observer_runs, observer_run_time_ns) = sum(&|n| !is_trigger(n) && !helper(n));
+        let cpu_ns = elapsed_s * 1e9 * cpus.max(1) as f64;
+        let pct = |ns: u64| if cpu_ns > 0.0 { ns as f64 * 100.0 / cpu_ns } else { 0.0 };
+        BpfCost {
+            trigger_runs,
+            trigger_run_time_ns,
+            observer_runs,
+            observer_run_time_ns,
+            trigger_cpu_pct: pct(trigger_run_time_ns),
+            observer_cpu_pct: pct(observer_run_time_ns),
+        }
+    }
 }
 
 impl TriggerReport {
@@ -341,6 +386,27 @@ mod tests {
             alloc_ctx: [0, 0, calls, 0],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn bpf_cost_splits_triggers_from_observers_and_leaves_helpers_out() {
+        let stats = |runs, ns| ProgramStats { runs, run_time_ns: ns, recursion_misses: 0 };
+        let programs: BTreeMap<String, ProgramStats> = [
+            ("trigger_locked_kprobe", stats(10, 4_000)),
+            ("trigger_syscall", stats(30, 6_000)),
+            ("rcu_free_sheaf", stats(5, 5_000)),
+            ("kfree_rcu_sheaf_exit", stats(15, 15_000)),
+            ("drain", stats(1, 1_000_000)),
+            ("map_update_driver", stats(3, 30_000)),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        let cost = BpfCost::new(&programs, 1e-3, 2);
+        assert_eq!((cost.trigger_runs, cost.trigger_run_time_ns), (40, 10_000));
+        assert_eq!((cost.observer_runs, cost.observer_run_time_ns), (20, 20_000));
+        // 2 CPUs for 1 ms: 2,000,000 ns of CPU time.
+        assert!((cost.trigger_cpu_pct - 0.5).abs() < 1e-9 && (cost.observer_cpu_pct - 1.0).abs() < 1e-9);
     }
 
     #[test]

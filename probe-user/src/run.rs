@@ -280,7 +280,9 @@ fn once(setup: &Setup) -> Result<Report> {
     let lost_by_tag = probes.in_flight()?;
     // RCU callbacks and the drain may reclaim on CPUs outside --cpus.
     let paths = latency::reports(&probes.latency(&setup.online)?);
-    let recursion_misses = probes.misses()?;
+    let programs = probes.program_stats()?;
+    let recursion_misses: BTreeMap<String, u64> =
+        programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect();
     drop(probes);
     let path_misses: u64 =
         ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"].iter().filter_map(|p| recursion_misses.get(*p)).sum();
@@ -357,6 +359,8 @@ fn once(setup: &Setup) -> Result<Report> {
         in_flight,
         slub_stats,
         kernel_log,
+        bpf_cost: report::BpfCost::new(&programs, elapsed_s, setup.online.len()),
+        programs,
         recursion_misses,
         checks,
         verdict,
@@ -383,12 +387,15 @@ async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: In
             _ = sigint.recv() => return Ok(Watched { interrupted: true, in_flight }),
             _ = sigterm.recv() => return Ok(Watched { interrupted: true, in_flight }),
             _ = tick.tick() => {
-                let mut now = TriggerCounters::default();
-                for &t in &plan.triggers {
-                    for c in probes.counters(t)? {
-                        now.accumulate(&c);
+                let now = probes::unpreempted(|| -> Result<TriggerCounters> {
+                    let mut now = TriggerCounters::default();
+                    for &t in &plan.triggers {
+                        for c in probes.counters(t)? {
+                            now.accumulate(&c);
+                        }
                     }
-                }
+                    Ok(now)
+                })?;
                 // Untracked objects are never seen reclaimed: leave them out.
                 // Without the reclaim observers nothing is seen reclaimed.
                 if plan.latency {

@@ -89,6 +89,19 @@ pub fn render(report: &Value) -> String {
         u(&f["lost"]),
         u(&f["untracked"])
     ));
+    if let Some(c) = report.get("bpf_cost") {
+        let per_run = |ns: &Value, runs: &Value| latency::human_ns(u(ns).checked_div(u(runs)).unwrap_or(0));
+        s.push_str(&format!(
+            "BPF run time (kernel.bpf_stats): triggers {} runs, {} per run, {:.2}% of the CPUs' time (the \
+             allocator work and observers inside them included); observers {} runs, {} per run, {:.2}%\n",
+            u(&c["trigger_runs"]),
+            per_run(&c["trigger_run_time_ns"], &c["trigger_runs"]),
+            c["trigger_cpu_pct"].as_f64().unwrap_or(0.0),
+            u(&c["observer_runs"]),
+            per_run(&c["observer_run_time_ns"], &c["observer_runs"]),
+            c["observer_cpu_pct"].as_f64().unwrap_or(0.0),
+        ));
+    }
     if let Some(e) = report.get("expedited_gps").filter(|e| !e.is_null()) {
         s.push_str(&format!(
             "expedited grace periods: {} asked for ({}/s)\n",
@@ -127,6 +140,8 @@ mod tests {
             "in_flight": {"peak": 3, "lost": 0, "untracked": 0},
             "slub_stats": {"available": false},
             "expedited_gps": {"rate_hz": 50, "requested": 480},
+            "bpf_cost": {"trigger_runs": 10, "trigger_run_time_ns": 25000, "trigger_cpu_pct": 0.5,
+                         "observer_runs": 4, "observer_run_time_ns": 2000, "observer_cpu_pct": 0.25},
             "verdict": {"pass": false, "reasons": ["lost_objects: 1"]},
         });
         let text = render(&r);
@@ -142,6 +157,8 @@ mod tests {
         );
         assert!(text.contains("@fallback_total: count 7 p50 2.000us"), "{text}");
         assert!(text.contains("expedited grace periods: 480 asked for (50/s)"), "{text}");
+        assert!(text.contains("triggers 10 runs, 2.500us per run, 0.50%"), "{text}");
+        assert!(text.contains("observers 4 runs, 500ns per run, 0.25%"), "{text}");
         assert!(text.contains("verdict: FAIL\n  lost_objects: 1"), "{text}");
     }
 }
