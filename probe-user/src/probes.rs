@@ -82,6 +82,11 @@ fn observers(preempt_rt: bool) -> impl Iterator<Item = &'static Observer> {
     })
 }
 
+/// The programs of all observers (of any kernel).
+pub fn observer_programs() -> impl Iterator<Item = &'static str> {
+    OBSERVERS.iter().map(|o| o.program)
+}
+
 /// The programs of the reclaim observers (of any kernel).
 pub fn reclaim_observers() -> impl Iterator<Item = &'static str> {
     OBSERVERS.iter().filter(|o| o.reclaim).map(|o| o.program)

@@ -12,7 +12,7 @@ use crate::{
     latency::{HistogramLayout, PathReport},
     nmi::NmiSourceReport,
     plan::Plan,
-    probes::ProgramStats,
+    probes::{self, ProgramStats},
     slub_stats::CrossCheck,
 };
 
@@ -173,16 +173,14 @@ pub struct BpfCost {
 
 impl BpfCost {
     pub fn new(programs: &BTreeMap<String, ProgramStats>, elapsed_s: f64, cpus: usize) -> Self {
-        let is_trigger = |name: &str| Trigger::ALL.iter().any(|t| t.program() == name);
-        let helper = |name: &str| name == "drain" || name == "map_update_driver";
         let sum = |pick: &dyn Fn(&str) -> bool| {
             programs
                 .iter()
                 .filter(|(n, _)| pick(n))
                 .fold((0, 0), |(runs, ns), (_, s)| (runs + s.runs, ns + s.run_time_ns))
         };
-        let (trigger_runs, trigger_run_time_ns) = sum(&|n| is_trigger(n));
-        let (observer_runs, observer_run_time_ns) = sum(&|n| !is_trigger(n) && !helper(n));
+        let (trigger_runs, trigger_run_time_ns) = sum(&|n| Trigger::ALL.iter().any(|t| t.program() == n));
+        let (observer_runs, observer_run_time_ns) = sum(&|n| probes::observer_programs().any(|o| o == n));
         let cpu_ns = elapsed_s * 1e9 * cpus.max(1) as f64;
         let pct = |ns: u64| if cpu_ns > 0.0 { ns as f64 * 100.0 / cpu_ns } else { 0.0 };
         BpfCost {

@@ -100,11 +100,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     let symbols = Kallsyms::read()?;
     let rcu_free_sheaf = symbols.address("rcu_free_sheaf")?;
     let rcu_free_sheaf_nobarn = symbols.address("rcu_free_sheaf_nobarn")?;
-    let sheaves_lock_fns = symbols.functions(&SHEAVES_LOCK_FNS);
-    let mut fns = [[0; 2]; MAX_SHEAVES_LOCK_FNS];
-    for (slot, f) in fns.iter_mut().zip(&sheaves_lock_fns) {
-        *slot = [f.start, f.end];
-    }
+    let sheaves_lock = SheavesLockSites::find(&symbols);
     let mut sizes = [0; MAX_SIZES];
     sizes[..plan.payload_sizes_bytes.len()].copy_from_slice(&plan.payload_sizes_bytes);
     let cfg = RunConfig {
@@ -127,12 +123,11 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         bulk_records_off: ready.bulk.records,
         loader_tgid: std::process::id(),
         track: u32::from(plan.latency),
-        n_sheaves_lock_fns: sheaves_lock_fns.len().min(MAX_SHEAVES_LOCK_FNS) as u32,
-        sheaves_lock_fns: fns,
+        n_sheaves_lock_fns: sheaves_lock.names.len() as u32,
+        sheaves_lock_fns: sheaves_lock.text,
         kernel_text: [symbols.address("_stext")?, symbols.address("_etext")?],
     };
-    let sheaves_lock_fns: Vec<String> =
-        sheaves_lock_fns.into_iter().take(MAX_SHEAVES_LOCK_FNS).map(|f| f.name).collect();
+    let sheaves_lock_fns = sheaves_lock.names;
     // The cross-check follows the caches of the first payload size.
     let caches =
         slub_stats::caches_for(size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0], plan.gfp_account);
@@ -174,6 +169,25 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         }
     }
     Ok(document["verdict"]["pass"] == serde_json::Value::Bool(true))
+}
+
+/// The functions that call `slab_attach_kprobe_locked()` with a sheaves
+/// lock held, as the running kernel has them: their text for the
+/// locked_kprobe trigger, their names for the report.
+struct SheavesLockSites {
+    text: [[u64; 2]; MAX_SHEAVES_LOCK_FNS],
+    names: Vec<String>,
+}
+
+impl SheavesLockSites {
+    fn find(symbols: &Kallsyms) -> Self {
+        let mut sites = SheavesLockSites { text: [[0; 2]; MAX_SHEAVES_LOCK_FNS], names: Vec::new() };
+        for (slot, f) in sites.text.iter_mut().zip(symbols.functions(&SHEAVES_LOCK_FNS)) {
+            *slot = [f.start, f.end];
+            sites.names.push(f.name);
+        }
+        sites
+    }
 }
 
 /// Everything the runs of one invocation share.
