@@ -478,6 +478,63 @@ pub mod observer_state {
     pub const COUNT: u32 = 2;
 }
 
+/// What `nolock-probe bench` frees its objects with: the cost of
+/// kfree_rcu_nolock() against kfree_nolock(), the immediate free the series
+/// exposes for comparison.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchFree {
+    KfreeRcuNolock = 0,
+    KfreeNolock = 1,
+}
+
+impl BenchFree {
+    pub const COUNT: usize = 2;
+    pub const ALL: [BenchFree; BenchFree::COUNT] = [BenchFree::KfreeRcuNolock, BenchFree::KfreeNolock];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            BenchFree::KfreeRcuNolock => "kfree_rcu_nolock",
+            BenchFree::KfreeNolock => "kfree_nolock",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BenchFree> {
+        BenchFree::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The bench program's state (`BENCH_MODE`): `BENCH_OFF`, or a
+/// `BenchFree` value, with `BENCH_MEASURE` set once the warm-up is over.
+pub mod bench_mode {
+    pub const OFF: u32 = u32::MAX;
+    pub const FREE_MASK: u32 = 0xff;
+    pub const MEASURE: u32 = 1 << 8;
+}
+
+/// What one bench sample times (the second index of `bench_slot`).
+pub mod bench_op {
+    /// bpf_kmalloc_nolock().
+    pub const ALLOC: u32 = 0;
+    /// bpf_kfree_rcu_nolock() or bpf_kfree_nolock().
+    pub const FREE: u32 = 1;
+    /// Two clock reads back to back: what every other figure includes.
+    pub const CLOCK: u32 = 2;
+    pub const COUNT: usize = 3;
+    pub const NAMES: [&str; COUNT] = ["alloc", "free", "clock"];
+}
+
+/// Allocations and frees per system call of a bench thread: enough to
+/// make the call's own cost small beside them, few enough that the
+/// program (which holds off RCU's grace period on its CPU) stays short.
+pub const BENCH_BATCH: u32 = 64;
+
+/// Slot of (free, op) in `BENCH_STATS` and `BENCH_FAILS`, and of its first
+/// bucket in `BENCH_HIST` (times `hist::BUCKETS`).
+pub const fn bench_slot(free: u32, op: u32) -> u32 {
+    free * bench_op::COUNT as u32 + op
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use serde::ser::{SerializeMap, Serializer};

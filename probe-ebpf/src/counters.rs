@@ -99,11 +99,17 @@ pub fn state(slot: u32) -> u64 {
 /// Adds one latency sample of (path, stage).
 #[inline(always)]
 pub fn sample(path: u32, stage: u32, ns: u64) {
-    let slot = latency_slot(path, stage);
-    if let Some(h) = HIST.get_ptr_mut(slot * hist::BUCKETS + hist::bucket(ns)) {
+    record(&HIST, &LATENCY, latency_slot(path, stage), ns);
+}
+
+/// Adds `ns` to slot `slot` of a histogram map (`hist::BUCKETS` values per
+/// slot) and of its summary map.
+#[inline(always)]
+pub fn record(hist_map: &PerCpuArray<u64>, stats: &PerCpuArray<LatencyStats>, slot: u32, ns: u64) {
+    if let Some(h) = hist_map.get_ptr_mut(slot * hist::BUCKETS + hist::bucket(ns)) {
         add(h, 1);
     }
-    if let Some(l) = LATENCY.get_ptr_mut(slot) {
+    if let Some(l) = stats.get_ptr_mut(slot) {
         // SAFETY: `l` is this CPU's value of an existing slot. min and max
         // are plain per-CPU updates: an NMI landing between the compare and
         // the store can lose one extreme, never a count.

@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Attach the triggers and observers, run the stress, write JSON.
     Run(RunArgs),
+    /// Time kmalloc_nolock() with kfree_rcu_nolock() and with kfree_nolock()
+    /// on every CPU, nothing else attached; write JSON.
+    Bench(crate::bench::BenchArgs),
     /// Show the scenarios, and which triggers the running kernel supports.
     List,
     /// Convert a result to a dashboard format (on stdout).

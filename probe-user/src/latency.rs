@@ -83,11 +83,6 @@ impl HistogramLayout {
     }
 }
 
-fn slot_range(path: Path, stage: Stage) -> std::ops::Range<usize> {
-    let first = probe_common::latency_slot(path as u32, stage as u32) as usize * hist::BUCKETS as usize;
-    first..first + hist::BUCKETS as usize
-}
-
 /// Percentile `q` (0..1) of a histogram: the upper bound of the bucket that
 /// holds it, kept within the exact min and max.
 pub fn percentile(buckets: &[u64], q: f64, min: u64, max: u64) -> u64 {
@@ -121,6 +116,46 @@ pub fn distribution(buckets: &[u64], stats: &LatencyStats) -> Distribution {
     }
 }
 
+/// The distribution of histogram slot `slot` (`hist::BUCKETS` values of
+/// each CPU's `hist`, one value of its `stats`) over all CPUs and per CPU,
+/// or None without a sample. `hist` and `stats` are per CPU, in the order
+/// of `cpus`.
+pub fn slot_report(
+    cpus: &[u32],
+    hist: &[Vec<u64>],
+    stats: &[Vec<LatencyStats>],
+    slot: usize,
+) -> Option<StageReport> {
+    let range = slot * hist::BUCKETS as usize..(slot + 1) * hist::BUCKETS as usize;
+    let mut all_hist = vec![0u64; hist::BUCKETS as usize];
+    let mut all_stats = LatencyStats::default();
+    let mut per_cpu = Vec::new();
+    for (i, &cpu) in cpus.iter().enumerate() {
+        let h = hist.get(i).and_then(|h| h.get(range.clone())).unwrap_or(&[]);
+        let s = stats.get(i).and_then(|s| s.get(slot)).copied().unwrap_or_default();
+        for (a, b) in all_hist.iter_mut().zip(h) {
+            *a += b;
+        }
+        all_stats.merge(&s);
+        if s.count > 0 {
+            per_cpu.push(CpuDistribution { cpu, dist: distribution(h, &s) });
+        }
+    }
+    if all_stats.count == 0 {
+        return None;
+    }
+    let histogram = all_hist
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(b, n)| {
+            let (low_ns, high_ns) = hist::bounds(b as u32);
+            Bucket { low_ns, high_ns, count: *n }
+        })
+        .collect();
+    Some(StageReport { all: distribution(&all_hist, &all_stats), histogram, per_cpu })
+}
+
 /// Per path that occurred, per stage: the distribution over all CPUs and
 /// per CPU.
 pub fn reports(raw: &Raw) -> Vec<PathReport> {
@@ -136,38 +171,10 @@ pub fn reports(raw: &Raw) -> Vec<PathReport> {
         }
         let mut stages = BTreeMap::new();
         for stage in Stage::ALL {
-            let range = slot_range(path, stage);
             let slot = probe_common::latency_slot(path as u32, stage as u32) as usize;
-            let mut all_hist = vec![0u64; hist::BUCKETS as usize];
-            let mut all_stats = LatencyStats::default();
-            let mut per_cpu = Vec::new();
-            for (i, &cpu) in raw.cpus.iter().enumerate() {
-                let h = raw.hist.get(i).and_then(|h| h.get(range.clone())).unwrap_or(&[]);
-                let s = raw.stats.get(i).and_then(|s| s.get(slot)).copied().unwrap_or_default();
-                for (a, b) in all_hist.iter_mut().zip(h) {
-                    *a += b;
-                }
-                all_stats.merge(&s);
-                if s.count > 0 {
-                    per_cpu.push(CpuDistribution { cpu, dist: distribution(h, &s) });
-                }
+            if let Some(r) = slot_report(&raw.cpus, &raw.hist, &raw.stats, slot) {
+                stages.insert(stage.name(), r);
             }
-            if all_stats.count == 0 {
-                continue;
-            }
-            let histogram = all_hist
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n > 0)
-                .map(|(b, n)| {
-                    let (low_ns, high_ns) = hist::bounds(b as u32);
-                    Bucket { low_ns, high_ns, count: *n }
-                })
-                .collect();
-            stages.insert(
-                stage.name(),
-                StageReport { all: distribution(&all_hist, &all_stats), histogram, per_cpu },
-            );
         }
         if counters.reclaimed > 0 || !stages.is_empty() {
             out.push(PathReport {

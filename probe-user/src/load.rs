@@ -26,25 +26,33 @@ impl LoadGen {
     /// driver updates its map (from a BPF program: updates through the
     /// bpf() system call would keep kprobes from running on the CPU).
     pub fn start(cpus: &[u32], map_updates: bool) -> Result<Self> {
+        Self::spin(cpus, "load", move || {
+            churn();
+            if map_updates {
+                // SAFETY: getsid() has no preconditions.
+                unsafe { libc::getsid(0) };
+            }
+        })
+    }
+
+    /// One thread named `<name>-cpu<N>` pinned to each CPU in `cpus`,
+    /// repeating `op` until stopped.
+    pub fn spin(cpus: &[u32], name: &str, op: impl Fn() + Send + Copy + 'static) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let ops = Arc::new(AtomicU64::new(0));
         let mut load = LoadGen { stop, ops, threads: Vec::new() };
         for &cpu in cpus {
             let (stop, ops) = (load.stop.clone(), load.ops.clone());
             let handle = std::thread::Builder::new()
-                .name(format!("load-cpu{cpu}"))
+                .name(format!("{name}-cpu{cpu}"))
                 .spawn(move || {
                     pin(cpu);
                     while !stop.load(Ordering::Relaxed) {
-                        churn();
-                        if map_updates {
-                            // SAFETY: getsid() has no preconditions.
-                            unsafe { libc::getsid(0) };
-                        }
+                        op();
                         ops.fetch_add(1, Ordering::Relaxed);
                     }
                 })
-                .context("cannot start a load thread")?;
+                .with_context(|| format!("cannot start a {name} thread"))?;
             load.threads.push(handle);
         }
         Ok(load)

@@ -1,6 +1,7 @@
 //! nolock-probe: stress and verify kfree_rcu_nolock() from every context a
 //! BPF program can run in.
 
+mod bench;
 mod btf;
 mod cli;
 mod compare;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
         Command::List => list::list().map(|()| true),
         Command::Export(a) => read(&a.result).and_then(|r| {
             for (kind, doc) in export::export(&r, a.format)? {

@@ -103,8 +103,57 @@ fn single(report: &Value) -> Vec<Single> {
     out
 }
 
+/// The metrics of a `nolock-probe bench` document, per free function: the
+/// rate with the spread of its samples, and the calls' percentiles.
+fn bench(report: &Value) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for f in report["frees"].as_array().into_iter().flatten() {
+        let Some(free) = f["free"].as_str() else { continue };
+        let r = &f["ops_per_s"];
+        if let Some(mean) = num(&r["mean"]) {
+            out.push(Metric {
+                name: format!("{free}.ops_per_s"),
+                unit: "ops/s",
+                value: mean,
+                low: num(&r["min"]).unwrap_or(mean),
+                high: num(&r["max"]).unwrap_or(mean),
+                stddev: num(&r["stddev"]).unwrap_or(0.0),
+                better: Better::Bigger,
+                tail_samples: f64::INFINITY,
+            });
+        }
+        let fixed = |name: String, unit, value, better, tail_samples| Metric {
+            name,
+            unit,
+            value,
+            low: value,
+            high: value,
+            stddev: 0.0,
+            better,
+            tail_samples,
+        };
+        if let Some(v) = num(&f["alloc_failures"]) {
+            out.push(fixed(format!("{free}.alloc_failures"), "objects", v, Better::Smaller, f64::INFINITY));
+        }
+        for call in ["alloc", "free_call"] {
+            let d = &f[call];
+            let count = num(&d["count"]).unwrap_or(0.0);
+            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
+                if let Some(v) = num(&d[q]) {
+                    out.push(fixed(format!("{free}.{call}.{q}"), "ns", v, Better::Smaller, count * beyond));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Every metric of a result; with `repeats`, mean and spread over them.
+/// A bench document's spread comes from its samples.
 pub fn metrics(report: &Value) -> Vec<Metric> {
+    if report.get("benchmark").is_some() {
+        return bench(report);
+    }
     let runs: Vec<&Value> = match report["repeats"].as_array() {
         Some(r) if !r.is_empty() => r.iter().collect(),
         _ => vec![report],
@@ -163,6 +212,30 @@ pub mod tests {
         assert_eq!(get("latency.fallback.total.p99_ns").unit, "ns");
         assert_eq!(get("lost").better, Better::Smaller);
         assert_eq!(get("trigger.perf_event.calls_per_s").unit, "calls/s");
+    }
+
+    #[test]
+    fn a_bench_gives_rates_with_their_spread_and_call_percentiles() {
+        let doc = json!({
+            "benchmark": "kmalloc_nolock_free",
+            "frees": [{
+                "free": "kfree_rcu_nolock",
+                "ops_per_s": {"mean": 90000.0, "stddev": 5000.0, "min": 80000.0, "max": 95000.0},
+                "alloc_failures": 0,
+                "alloc": {"count": 200000, "p50_ns": 9000, "p99_ns": 49000},
+                "free_call": {"count": 200000, "p50_ns": 6000, "p99_ns": 22000},
+            }],
+        });
+        let m = metrics(&doc);
+        let get = |n: &str| m.iter().find(|x| x.name == n).unwrap().clone();
+        let rate = get("kfree_rcu_nolock.ops_per_s");
+        assert_eq!(
+            (rate.value, rate.stddev, rate.low, rate.better),
+            (90000.0, 5000.0, 80000.0, Better::Bigger)
+        );
+        assert_eq!(get("kfree_rcu_nolock.free_call.p99_ns").value, 22000.0);
+        assert_eq!(get("kfree_rcu_nolock.alloc.p50_ns").tail_samples, 100000.0);
+        assert_eq!(m.len(), 6);
     }
 
     #[test]

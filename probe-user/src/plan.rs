@@ -139,14 +139,19 @@ impl Plan {
 
     /// The CPUs the run uses, from the online ones.
     pub fn cpus_of(&self, online: &[u32]) -> Result<Vec<u32>> {
-        if self.cpus.is_empty() {
-            return Ok(online.to_vec());
-        }
-        if let Some(c) = self.cpus.iter().find(|c| !online.contains(c)) {
-            bail!("--cpus names CPU {c}, which is not online (online: {online:?})");
-        }
-        Ok(self.cpus.clone())
+        cpus_in(&self.cpus, online)
     }
+}
+
+/// The CPUs `--cpus` names, all online, or every online CPU without it.
+pub fn cpus_in(wanted: &[u32], online: &[u32]) -> Result<Vec<u32>> {
+    if wanted.is_empty() {
+        return Ok(online.to_vec());
+    }
+    if let Some(c) = wanted.iter().find(|c| !online.contains(c)) {
+        bail!("--cpus names CPU {c}, which is not online (online: {online:?})");
+    }
+    Ok(wanted.to_vec())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{
         BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -129,6 +129,22 @@ const DRAIN: (&str, &str) = ("drain", "__x64_sys_getpgid");
 /// threads call getsid().
 const MAP_DRIVER: (&str, &str) = ("map_update_driver", "__x64_sys_getsid");
 
+/// The bench program, run by the bench threads' getpriority().
+const BENCH: (&str, &str) = ("bench", "__x64_sys_getpriority");
+
+/// The BPF object with the run configuration set, and the kernel's BTF.
+fn open(cfg: &RunConfig) -> Result<(Ebpf, Btf)> {
+    if OBJECT.is_empty() {
+        bail!("this nolock-probe was built without its BPF programs: build it with `cargo xtask build`");
+    }
+    let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
+    let ebpf = EbpfLoader::new()
+        .override_global("RUN_CONFIG", cfg, true)
+        .load(OBJECT)
+        .context("cannot load the BPF object (kfuncs of kernel-patches/ not resolved?)")?;
+    Ok((ebpf, btf))
+}
+
 /// Which perf event drives the perf trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PerfSource {
@@ -181,14 +197,7 @@ impl Probes {
     /// Loads (and so verifies) the observers for this kind of kernel and
     /// the given triggers before anything is attached.
     pub fn load(cfg: &RunConfig, triggers: &[Trigger], preempt_rt: bool) -> Result<Self> {
-        if OBJECT.is_empty() {
-            bail!("this nolock-probe was built without its BPF programs: build it with `cargo xtask build`");
-        }
-        let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
-        let mut ebpf = EbpfLoader::new()
-            .override_global("RUN_CONFIG", cfg, true)
-            .load(OBJECT)
-            .context("cannot load the BPF object (kfuncs of kernel-patches/ not resolved?)")?;
+        let (mut ebpf, btf) = open(cfg)?;
         for &t in triggers {
             let name = t.program();
             match t.attach() {
@@ -209,8 +218,68 @@ impl Probes {
             load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
         }
         load_hooked(&mut ebpf, &btf, Hook::Fentry, DRAIN.0, DRAIN.1)?;
+        Ok(Self::new(ebpf, preempt_rt))
+    }
+
+    /// Loads the bench program and the drain, and nothing else.
+    pub fn load_bench(cfg: &RunConfig) -> Result<Self> {
+        let (mut ebpf, btf) = open(cfg)?;
+        load_hooked(&mut ebpf, &btf, Hook::Fentry, BENCH.0, BENCH.1)?;
+        load_hooked(&mut ebpf, &btf, Hook::Fentry, DRAIN.0, DRAIN.1)?;
+        Ok(Self::new(ebpf, false))
+    }
+
+    fn new(ebpf: Ebpf, preempt_rt: bool) -> Self {
         let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
-        Ok(Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf, preempt_rt, _stats })
+        Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf, preempt_rt, _stats }
+    }
+
+    /// Attaches the bench program; it does nothing until `set_bench_mode()`.
+    pub fn attach_bench(&mut self) -> Result<()> {
+        let link = attach_hooked(&mut self.ebpf, Hook::Fentry, BENCH.0, BENCH.1)?;
+        self.trigger_links.push(link);
+        Ok(())
+    }
+
+    /// `probe_common::bench_mode`: what the bench program does from now on.
+    pub fn set_bench_mode(&mut self, mode: u32) -> Result<()> {
+        let m =
+            self.ebpf.map_mut("BENCH_MODE").ok_or_else(|| anyhow!("the BPF object has no BENCH_MODE map"))?;
+        let mut array: Array<&mut MapData, u32> = Array::try_from(m)?;
+        array.set(0, &mode, 0).context("cannot set the bench program's mode")
+    }
+
+    /// Allocation and free pairs the bench has timed for `free` so far,
+    /// per CPU in `cpus`: two map reads, cheap enough between samples.
+    pub fn bench_ops(&self, free: probe_common::BenchFree, cpus: &[u32]) -> Result<Vec<u64>> {
+        let slot = probe_common::bench_slot(free as u32, probe_common::bench_op::FREE);
+        Ok(self.per_cpu::<LatencyStats>("BENCH_STATS", slot, cpus)?.iter().map(|s| s.count).collect())
+    }
+
+    /// The bench maps, per CPU in `cpus`.
+    pub fn bench(&self, cpus: &[u32]) -> Result<crate::bench::BenchRaw> {
+        use probe_common::{BenchFree, bench_op, hist};
+        let slots = (BenchFree::COUNT * bench_op::COUNT) as u32;
+        let mut raw = crate::bench::BenchRaw {
+            cpus: cpus.to_vec(),
+            hist: vec![Vec::new(); cpus.len()],
+            stats: vec![Vec::new(); cpus.len()],
+            fails: vec![Vec::new(); cpus.len()],
+        };
+        for i in 0..slots * hist::BUCKETS {
+            for (cpu, v) in self.per_cpu::<u64>("BENCH_HIST", i, cpus)?.into_iter().enumerate() {
+                raw.hist[cpu].push(v);
+            }
+        }
+        for i in 0..slots {
+            for (cpu, v) in self.per_cpu::<LatencyStats>("BENCH_STATS", i, cpus)?.into_iter().enumerate() {
+                raw.stats[cpu].push(v);
+            }
+            for (cpu, v) in self.per_cpu::<u64>("BENCH_FAILS", i, cpus)?.into_iter().enumerate() {
+                raw.fails[cpu].push(v);
+            }
+        }
+        Ok(raw)
     }
 
     /// Attaches the path observers, and the reclaim observers if `latency`.

@@ -83,11 +83,7 @@ fn supported(
 /// passed.
 pub fn run(args: &RunArgs) -> Result<bool> {
     let plan = Plan::new(args)?;
-    if let Some(dir) = args.output.as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            bail!("--output is in {}, a directory that does not exist", dir.display());
-        }
-    }
+    check_output_dir(args.output.as_deref())?;
     readiness::require_root()?;
     let btf = readiness::running_kernel_btf()?;
     let ready = readiness::check(&btf)?;
@@ -425,7 +421,18 @@ async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: In
     }
 }
 
-fn write(report: &serde_json::Value, output: Option<&Path>) -> Result<()> {
+/// Refuses an --output in a directory that does not exist before anything
+/// runs, rather than after.
+pub fn check_output_dir(output: Option<&Path>) -> Result<()> {
+    if let Some(dir) = output.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("--output is in {}, a directory that does not exist", dir.display());
+        }
+    }
+    Ok(())
+}
+
+pub fn write(report: &serde_json::Value, output: Option<&Path>) -> Result<()> {
     match output {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

@@ -39,12 +39,21 @@ fn total(text: &str) -> Option<u64> {
 
 /// The counters of `caches`, summed; None if any cannot be read.
 pub fn read(caches: &[String]) -> Option<Snapshot> {
-    let mut sum = Snapshot::default();
+    let [free_rcu_sheaf, free_rcu_sheaf_fail] = counters(caches, ["free_rcu_sheaf", "free_rcu_sheaf_fail"])?;
+    Some(Snapshot { free_rcu_sheaf, free_rcu_sheaf_fail })
+}
+
+/// The statistics `names` (files of /sys/kernel/slab/<cache>/), each summed
+/// over `caches`; None if any cannot be read.
+pub fn counters<const N: usize>(caches: &[String], names: [&str; N]) -> Option<[u64; N]> {
+    let mut sum = [0; N];
     for cache in caches {
-        let dir = format!("/sys/kernel/slab/{cache}");
-        let get = |f: &str| fs::read_to_string(format!("{dir}/{f}")).ok().as_deref().and_then(total);
-        sum.free_rcu_sheaf += get("free_rcu_sheaf")?;
-        sum.free_rcu_sheaf_fail += get("free_rcu_sheaf_fail")?;
+        for (s, name) in sum.iter_mut().zip(names) {
+            *s += fs::read_to_string(format!("/sys/kernel/slab/{cache}/{name}"))
+                .ok()
+                .as_deref()
+                .and_then(total)?;
+        }
     }
     Some(sum)
 }

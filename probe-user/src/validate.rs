@@ -6,10 +6,18 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 pub const SCHEMA: &str = include_str!("../../results/schema.json");
+/// The schema of `nolock-probe bench` documents, which carry `benchmark`.
+pub const BENCH_SCHEMA: &str = include_str!("../../results/bench.schema.json");
 
-/// Every way `result` breaks the schema; empty when it follows it.
+/// Every way `result` breaks its schema (a run's or a bench's); empty when
+/// it follows it.
 pub fn problems(result: &Value) -> Result<Vec<String>> {
-    let schema: Value = serde_json::from_str(SCHEMA).context("results/schema.json is not JSON")?;
+    let (text, file) = if result.get("benchmark").is_some() {
+        (BENCH_SCHEMA, "results/bench.schema.json")
+    } else {
+        (SCHEMA, "results/schema.json")
+    };
+    let schema: Value = serde_json::from_str(text).with_context(|| format!("{file} is not JSON"))?;
     let validator =
         jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("the schema is invalid: {e}"))?;
     let mut out: Vec<String> =
@@ -40,7 +48,7 @@ pub fn validate(files: &[impl AsRef<Path>]) -> Result<()> {
         }
     }
     if bad > 0 {
-        bail!("{bad} of {} results do not follow results/schema.json", files.len());
+        bail!("{bad} of {} results do not follow their schema in results/", files.len());
     }
     Ok(())
 }
@@ -82,6 +90,19 @@ mod tests {
         let ours: Vec<&str> = probe_common::Trigger::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(names, ours);
         assert_eq!(schema["properties"]["plan"]["properties"]["burst"]["maximum"], probe_common::MAX_BURST);
+    }
+
+    #[test]
+    fn a_bench_document_is_held_to_the_bench_schema() {
+        let v = serde_json::json!({"schema_version": 1, "benchmark": "kmalloc_nolock_free", "frees": []});
+        let p = problems(&v).unwrap();
+        assert!(p.iter().any(|x| x.contains("\"plan\" is a required property")), "{p:?}");
+        assert!(!p.iter().any(|x| x.contains("\"triggers\"")), "held to the run schema: {p:?}");
+        let schema: Value = serde_json::from_str(BENCH_SCHEMA).unwrap();
+        let names: Vec<&str> =
+            schema["$defs"]["free"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let ours: Vec<&str> = probe_common::BenchFree::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ours);
     }
 
     #[test]

@@ -230,10 +230,101 @@ pub fn rate_problems(report: &Value, rate: u64, busy: &str) -> Vec<String> {
     problems
 }
 
+/// Every problem with a `nolock-probe bench` report on `cpus` CPUs with
+/// `samples` samples: both free functions timed on every CPU, each pair
+/// timed once per call, and the kernel's slab statistics agree that the
+/// frees went where the function sends them.
+pub fn bench_problems(report: &Value, cpus: u64, samples: usize) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["verdict"]["pass"] != Value::Bool(true) {
+        problems.push(format!("the verdict is not pass: {}", report["verdict"]["reasons"]));
+    }
+    for name in ["kfree_rcu_nolock", "kfree_nolock"] {
+        let Some(f) = report["frees"].as_array().into_iter().flatten().find(|f| f["free"] == name) else {
+            problems.push(format!("{name} was not benched"));
+            continue;
+        };
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let ops = n(&f["ops"]);
+        for cpu in 0..cpus {
+            let on_cpu = f["per_cpu"].as_array().into_iter().flatten().find(|c| c["cpu"] == cpu);
+            if on_cpu.map_or(0, |c| n(&c["ops"])) == 0 {
+                problems.push(format!("{name}: no pair timed on CPU {cpu}"));
+            }
+        }
+        let rates = f["ops_per_s"]["samples"].as_array().cloned().unwrap_or_default();
+        if rates.len() != samples || rates.iter().any(|r| r.as_f64().unwrap_or(0.0) <= 0.0) {
+            problems.push(format!("{name}: {samples} samples with pairs in each expected, got {rates:?}"));
+        }
+        for call in ["alloc", "free_call"] {
+            let d = &f[call];
+            let (count, p50, p99, max) = (n(&d["count"]), n(&d["p50_ns"]), n(&d["p99_ns"]), n(&d["max_ns"]));
+            if count != ops || ops == 0 {
+                problems.push(format!("{name}: {count} {call} times for {ops} pairs"));
+            }
+            if !(n(&d["min_ns"]) <= p50 && p50 <= p99 && p99 <= max && max > 0) {
+                problems.push(format!("{name}: {call} percentiles out of order: {d}"));
+            }
+        }
+        if n(&f["clock"]["count"]) == 0 {
+            problems.push(format!("{name}: the clock's own cost was not timed"));
+        }
+        // Every kfree_rcu_nolock() tries an rcu sheaf first; every
+        // kfree_nolock() frees to the slab at once. The kernel counts all
+        // users of the caches, so it may see more, never fewer.
+        let stat = |k: &str| n(&f["slub_stats"][k]);
+        let seen = match name {
+            "kfree_rcu_nolock" => stat("free_rcu_sheaf") + stat("free_rcu_sheaf_fail"),
+            _ => stat("free_fastpath") + stat("free_slowpath"),
+        };
+        if seen < ops {
+            problems.push(format!(
+                "{name}: the kernel's slab statistics saw {seen} such frees for {ops} pairs: {}",
+                f["slub_stats"]
+            ));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn bench_free(name: &str, ops: u64, slub: Value) -> Value {
+        let d = json!({"count": ops, "min_ns": 100, "p50_ns": 900, "p99_ns": 5000, "max_ns": 90000});
+        json!({
+            "free": name, "ops": ops,
+            "per_cpu": [{"cpu": 0, "ops": ops / 2}, {"cpu": 1, "ops": ops - ops / 2}],
+            "ops_per_s": {"samples": [10.0, 12.0]},
+            "alloc": d, "free_call": d, "clock": {"count": 3},
+            "slub_stats": slub,
+        })
+    }
+
+    #[test]
+    fn bench_requirements_fire() {
+        let rcu =
+            bench_free("kfree_rcu_nolock", 100, json!({"free_rcu_sheaf": 90, "free_rcu_sheaf_fail": 10}));
+        let nolock = bench_free("kfree_nolock", 100, json!({"free_fastpath": 101, "free_slowpath": 0}));
+        let good = json!({"verdict": {"pass": true, "reasons": []}, "frees": [rcu, nolock.clone()]});
+        assert_eq!(bench_problems(&good, 2, 2), Vec::<String>::new());
+        let mut bad = json!({"verdict": {"pass": true, "reasons": []}, "frees": [nolock]});
+        bad["frees"][0]["per_cpu"][1]["ops"] = json!(0);
+        bad["frees"][0]["free_call"]["count"] = json!(99);
+        bad["frees"][0]["slub_stats"]["free_fastpath"] = json!(50);
+        assert_eq!(
+            bench_problems(&bad, 2, 2),
+            [
+                "kfree_rcu_nolock was not benched",
+                "kfree_nolock: no pair timed on CPU 1",
+                "kfree_nolock: 99 free_call times for 100 pairs",
+                "kfree_nolock: the kernel's slab statistics saw 50 such frees for 100 pairs: \
+                 {\"free_fastpath\":50,\"free_slowpath\":0}",
+            ]
+        );
+    }
 
     fn trigger(name: &str, calls: [u64; 2], sheaf: u64, fallback: u64) -> Value {
         json!({

@@ -156,9 +156,17 @@ impl Ctx {
     }
 }
 
-/// The `--duration` in nolock-probe's arguments (its default, 20, if none).
+/// How long nolock-probe with `args` measures, in seconds: `run`'s
+/// `--duration` (default 20), or for `bench` its warm-up and samples for
+/// both free functions (defaults 1, 5 and 1).
 fn duration_of(args: &[String]) -> u64 {
-    args.windows(2).find(|w| w[0] == "--duration").and_then(|w| w[1].parse().ok()).unwrap_or(20)
+    let arg = |name: &str, default: u64| {
+        args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
+    };
+    if args.first().map(String::as_str) == Some("bench") {
+        return 2 * (arg("--warmup", 1) + arg("--samples", 5) * arg("--sample-secs", 1));
+    }
+    arg("--duration", 20)
 }
 
 fn utc_stamp() -> String {

@@ -58,6 +58,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             step("test: a rate-limited run on the debug kernel", || rate_limit(ctx)),
         ));
         results.push((
+            "bench times both free functions",
+            step("test: nolock-probe bench on the debug kernel", || bench_run(ctx)),
+        ));
+        results.push((
             "bursts held in a map",
             step("test: scenario bursts on the debug kernel", || bursts_scenario(ctx)),
         ));
@@ -286,6 +290,28 @@ fn rate_limit(ctx: &Ctx) -> Result<()> {
             json.display(),
             problems.join("\n  ")
         );
+    }
+    Ok(())
+}
+
+/// `nolock-probe bench`: both free functions timed on both vCPUs, and the
+/// document follows its schema and exports.
+fn bench_run(ctx: &Ctx) -> Result<()> {
+    let (json, report) = passing_run(ctx, "debug", "bench", &["bench", "--samples", "2", "--warmup", "1"])?;
+    let problems = e2e::bench_problems(&report, 2, 2);
+    if !problems.is_empty() {
+        bail!("the bench ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
+    }
+    tool(ctx, &["validate", &json.display().to_string()], 0)?;
+    let bmf: serde_json::Value = serde_json::from_str(&tool(
+        ctx,
+        &["export", "--format", "bencher", &json.display().to_string()],
+        0,
+    )?)?;
+    if bmf["nolock-probe/bench/kfree_rcu_nolock.ops_per_s"]["throughput"]["value"].as_f64().unwrap_or(0.0)
+        <= 0.0
+    {
+        bail!("the bench's Bencher export has no kfree_rcu_nolock throughput: {bmf}");
     }
     Ok(())
 }

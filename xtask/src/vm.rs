@@ -57,7 +57,7 @@ pub struct VmRun<'a> {
     pub cache: &'a Path,
     pub kernel: &'a Image,
     pub loader: &'a Path,
-    /// nolock-probe's arguments; `--output` is added for `run`.
+    /// nolock-probe's arguments; `--output` is added for `run` and `bench`.
     pub args: Vec<String>,
     pub smp: u32,
     /// Where the JSON goes; the console log goes next to it.
@@ -186,7 +186,7 @@ impl VmRun<'_> {
         let init = stage.join("init");
         fs::write(&init, INIT)?;
         let mut args: Vec<String> = self.args.clone();
-        if args.first().map(String::as_str) == Some("run")
+        if matches!(args.first().map(String::as_str), Some("run" | "bench"))
             && !args.iter().any(|a| a == "--output" || a == "-o")
         {
             args.extend(["--output".into(), "/tmp/result.json".into()]);
