@@ -10,14 +10,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use probe_common::{
     BENCH_BATCH, BenchFree, LatencyStats, MAX_PAYLOAD, NolockObj, RunConfig, alloc_flags, bench_mode,
     bench_op, bench_slot,
 };
 use serde::Serialize;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     kernel::KernelInfo,
@@ -29,6 +28,7 @@ use crate::{
     readiness,
     report::{self, Check, KernelLogReport, SCHEMA_VERSION, Tool, Verdict},
     run, slub_stats,
+    stop::{self, Stop},
 };
 
 #[derive(Debug, Clone, Args)]
@@ -198,6 +198,9 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
         }
     }
     run::check_output_dir(args.output.as_deref())?;
+    let runtime = stop::runtime()?;
+    let _entered = runtime.enter();
+    let mut stop = Stop::new()?;
     readiness::require_root()?;
     readiness::check(&readiness::running_kernel_btf()?)?;
     let online = aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
@@ -233,11 +236,8 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     );
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let started = Instant::now();
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
     let mut reports = Vec::new();
     let interrupted = runtime.block_on(async {
-        let mut stop = Stop::new()?;
         for &free in &frees {
             let measured = measure(&mut probes, &mut stop, free, args, &cpus, &caches).await?;
             let interrupted = measured.interrupted;
@@ -376,30 +376,6 @@ fn free_report(
                 .collect()
         }),
         drain_ns: drain.as_nanos() as u64,
-    }
-}
-
-/// Ctrl-C and SIGTERM end the bench early; what was measured is kept.
-struct Stop {
-    int: Signal,
-    term: Signal,
-}
-
-impl Stop {
-    fn new() -> Result<Self> {
-        Ok(Stop {
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-        })
-    }
-
-    /// Sleeps for `d`; true when a signal came first.
-    async fn pause(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = self.int.recv() => true,
-            _ = self.term.recv() => true,
-        }
     }
 }
 

@@ -23,6 +23,7 @@ mod report;
 mod run;
 mod scenario;
 mod slub_stats;
+mod stop;
 mod svg;
 #[cfg(test)]
 mod testing;

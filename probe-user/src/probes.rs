@@ -234,6 +234,11 @@ impl Probes {
         Self { trigger_links: Vec::new(), observer_links: Vec::new(), ebpf, preempt_rt, _stats }
     }
 
+    /// How many programs are loaded into the kernel.
+    pub fn loaded(&self) -> usize {
+        self.ebpf.programs().filter(|(_, p)| p.fd().is_ok()).count()
+    }
+
     /// Attaches the bench program; it does nothing until `set_bench_mode()`.
     pub fn attach_bench(&mut self) -> Result<()> {
         let link = attach_hooked(&mut self.ebpf, Hook::Fentry, BENCH.0, BENCH.1)?;

@@ -12,7 +12,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use probe_common::{
     MAX_SHEAVES_LOCK_FNS, MAX_SIZES, NolockObj, RunConfig, SHEAVES_LOCK_FNS, Trigger, TriggerCounters,
 };
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     btf::KernelBtf,
@@ -32,7 +31,9 @@ use crate::{
         self, InFlightReport, KernelLogReport, Latency, LoadInfo, Report, RunInfo, SCHEMA_VERSION, Tool,
         TriggerReport, Unsupported,
     },
-    slub_stats, view,
+    slub_stats,
+    stop::{self, Stop},
+    view,
 };
 
 /// What the once-a-second watch saw.
@@ -84,6 +85,9 @@ fn supported(
 pub fn run(args: &RunArgs) -> Result<bool> {
     let plan = Plan::new(args)?;
     check_output_dir(args.output.as_deref())?;
+    let runtime = stop::runtime()?;
+    let _entered = runtime.enter();
+    let mut stop = Stop::new()?;
     readiness::require_root()?;
     let btf = readiness::running_kernel_btf()?;
     let ready = readiness::check(&btf)?;
@@ -145,7 +149,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         if args.repeat > 1 {
             eprintln!("nolock-probe: repeat {}/{}", i + 1, args.repeat);
         }
-        let report = once(&setup)?;
+        let report = once(&setup, &runtime, &mut stop)?;
         eprint!("{}", view::render(&serde_json::to_value(&report)?));
         let interrupted = report.run.interrupted;
         runs.push(report);
@@ -226,13 +230,22 @@ fn combine(runs: Vec<Report>) -> Result<serde_json::Value> {
 }
 
 /// Attach, stress, detach, drain and report, once.
-fn once(setup: &Setup) -> Result<Report> {
+fn once(setup: &Setup, runtime: &tokio::runtime::Runtime, stop: &mut Stop) -> Result<Report> {
     let Setup { plan, cfg, triggers, pmu, preempt_rt, caches, .. } = setup;
     let (pmu, cpus) = (*pmu, setup.cpus.clone());
     let kernel = KernelInfo::read();
     let mut kernel_log = KernelLog::open_at_end();
 
+    // The verifier takes a while under emulation (about 20 s in the TCG
+    // guest): say what is going on.
+    eprintln!("nolock-probe: loading the BPF programs (the kernel verifies each)");
+    let loading = Instant::now();
     let mut probes = Probes::load(cfg, triggers, *preempt_rt)?;
+    eprintln!(
+        "nolock-probe: {} BPF programs loaded in {:.1}s",
+        probes.loaded(),
+        loading.elapsed().as_secs_f64()
+    );
     probes.attach_observers(plan.latency)?;
     let slub_before = slub_stats::read(caches);
     let map_updates = triggers.contains(&Trigger::MapUpdate);
@@ -255,9 +268,7 @@ fn once(setup: &Setup) -> Result<Report> {
         eprintln!("nolock-probe: trigger {} skipped: {}", u.trigger, u.reason);
     }
 
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
-    let watched = runtime.block_on(watch(&probes, plan, load.as_ref(), started))?;
+    let watched = runtime.block_on(watch(&probes, plan, load.as_ref(), started, stop))?;
     let elapsed = started.elapsed();
 
     probes.detach_triggers();
@@ -380,9 +391,13 @@ fn once(setup: &Setup) -> Result<Report> {
 
 /// Prints a progress line a second until the duration is over or a signal
 /// arrives, sampling the objects in flight.
-async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: Instant) -> Result<Watched> {
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+async fn watch(
+    probes: &Probes,
+    plan: &Plan,
+    load: Option<&LoadGen>,
+    started: Instant,
+    stop: &mut Stop,
+) -> Result<Watched> {
     let deadline = tokio::time::Instant::from_std(started + Duration::from_secs(plan.duration_s));
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(started + Duration::from_secs(1)),
@@ -394,8 +409,7 @@ async fn watch(probes: &Probes, plan: &Plan, load: Option<&LoadGen>, started: In
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(Watched { interrupted: false, in_flight }),
-            _ = sigint.recv() => return Ok(Watched { interrupted: true, in_flight }),
-            _ = sigterm.recv() => return Ok(Watched { interrupted: true, in_flight }),
+            _ = stop.signalled() => return Ok(Watched { interrupted: true, in_flight }),
             _ = tick.tick() => {
                 let now = probes::unpreempted(|| -> Result<TriggerCounters> {
                     let mut now = TriggerCounters::default();

@@ -230,6 +230,33 @@ pub fn rate_problems(report: &Value, rate: u64, busy: &str) -> Vec<String> {
     problems
 }
 
+/// Every problem with a run of `duration` seconds that a signal cut
+/// short: it says so, stopped early, drained, and still passed (every
+/// object followed to its reclaim, the counters adding up).
+pub fn interrupted_problems(report: &Value, duration: f64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["run"]["interrupted"] != Value::Bool(true) {
+        problems.push("the report does not say the run was interrupted".into());
+    }
+    let elapsed = report["run"]["elapsed_s"].as_f64().unwrap_or(f64::INFINITY);
+    if elapsed >= duration / 2.0 {
+        problems.push(format!("the run went on for {elapsed:.1} s of its {duration} s after the signal"));
+    }
+    if report["verdict"]["pass"] != Value::Bool(true) {
+        problems.push(format!("the verdict is not pass: {}", report["verdict"]["reasons"]));
+    }
+    let calls = report["totals"]["calls"].as_u64().unwrap_or(0);
+    let reclaimed = report["totals"]["reclaimed"].as_u64().unwrap_or(0);
+    if calls == 0 || reclaimed == 0 || report["run"]["drain_ns"].as_u64().unwrap_or(0) == 0 {
+        problems.push(format!(
+            "an interrupted run must still report what it did and drain: {calls} calls, {reclaimed} \
+             reclaimed, drain {} ns",
+            report["run"]["drain_ns"]
+        ));
+    }
+    problems
+}
+
 /// Every problem with a `nolock-probe bench` report on `cpus` CPUs with
 /// `samples` samples: both free functions timed on every CPU, each pair
 /// timed once per call, and the kernel's slab statistics agree that the
@@ -301,6 +328,26 @@ mod tests {
             "alloc": d, "free_call": d, "clock": {"count": 3},
             "slub_stats": slub,
         })
+    }
+
+    #[test]
+    fn interruption_requirements_fire() {
+        let run = |interrupted: bool, elapsed: f64, calls: u64| {
+            json!({
+                "run": {"interrupted": interrupted, "elapsed_s": elapsed, "drain_ns": 5},
+                "verdict": {"pass": true, "reasons": []},
+                "totals": {"calls": calls, "reclaimed": calls},
+            })
+        };
+        assert_eq!(interrupted_problems(&run(true, 8.5, 100), 60.0), Vec::<String>::new());
+        assert_eq!(
+            interrupted_problems(&run(false, 60.0, 0), 60.0),
+            [
+                "the report does not say the run was interrupted",
+                "the run went on for 60.0 s of its 60 s after the signal",
+                "an interrupted run must still report what it did and drain: 0 calls, 0 reclaimed, drain 5 ns",
+            ]
+        );
     }
 
     #[test]

@@ -78,6 +78,10 @@ struct VmArgs {
     /// save its KTAP output next to the JSON.
     #[arg(long)]
     slub_kunit: bool,
+    /// Press Ctrl-C (SIGINT) this many seconds after nolock-probe starts:
+    /// it must still detach, drain and report.
+    #[arg(long)]
+    interrupt_after: Option<u64>,
     /// nolock-probe's arguments (default: run --duration 20).
     #[arg(last = true)]
     args: Vec<String>,
@@ -130,9 +134,8 @@ impl Ctx {
         &self,
         image: &kernel::Image,
         args: Vec<String>,
-        smp: u32,
         out: PathBuf,
-        slub_kunit: bool,
+        guest: vm::Guest,
     ) -> Result<vm::Outcome> {
         let artifacts = self.build()?;
         let duration = duration_of(&args);
@@ -145,11 +148,10 @@ impl Ctx {
                 kernel: image,
                 loader: &artifacts.loader,
                 args: args.clone(),
-                smp,
+                guest,
                 json_out: out.clone(),
                 timeout,
                 allow: vm::allow_list(),
-                slub_kunit,
             }
             .run()
         })
@@ -221,7 +223,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     utc_stamp()
                 ))
             });
-            let outcome = ctx.vm(&image, args, v.smp, out.clone(), v.slub_kunit)?;
+            let guest =
+                vm::Guest { smp: v.smp, slub_kunit: v.slub_kunit, interrupt_after: v.interrupt_after };
+            let outcome = ctx.vm(&image, args, out.clone(), guest)?;
             if v.slub_kunit {
                 let ktap = out.with_extension("slub_kunit.txt");
                 std::fs::write(&ktap, outcome.kunit.join("\n") + "\n")?;

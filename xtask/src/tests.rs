@@ -58,6 +58,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             step("test: a rate-limited run on the debug kernel", || rate_limit(ctx)),
         ));
         results.push((
+            "Ctrl-C stops a run that still drains and reports",
+            step("test: an interrupted run on the debug kernel", || interrupted_run(ctx)),
+        ));
+        results.push((
             "bench times both free functions",
             step("test: nolock-probe bench on the debug kernel", || bench_run(ctx)),
         ));
@@ -159,11 +163,22 @@ const FAULTS: [(&str, &str); 3] = [
 /// `nolock-probe args` there; its JSON, if any, goes to
 /// `<cache>/test-results/<name>.json`.
 fn guest_run(ctx: &Ctx, flavor: &str, faults: &[&str], name: &str, args: &[&str]) -> Result<vm::Outcome> {
+    guest_run_with(ctx, flavor, faults, name, args, vm::Guest::DEFAULT)
+}
+
+fn guest_run_with(
+    ctx: &Ctx,
+    flavor: &str,
+    faults: &[&str],
+    name: &str,
+    args: &[&str],
+    guest: vm::Guest,
+) -> Result<vm::Outcome> {
     let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
     let image = ctx.kernel(flavor, &faults, None)?;
     let out = ctx.cache.join(format!("test-results/{name}.json"));
     let _ = fs::remove_file(&out);
-    ctx.vm(&image, args.iter().map(|a| a.to_string()).collect(), 2, out, false)
+    ctx.vm(&image, args.iter().map(|a| a.to_string()).collect(), out, guest)
 }
 
 /// A guest run that must pass with a clean console: its JSON's path and
@@ -287,6 +302,29 @@ fn rate_limit(ctx: &Ctx) -> Result<()> {
     if !problems.is_empty() {
         bail!(
             "the rate-limited run ({}) does not keep its rate:\n  {}",
+            json.display(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Ctrl-C (SIGINT) 30 seconds after a 60-second run starts (about ten
+/// seconds into the stress, after about 18 s of loading; a signal while
+/// the programs load is kept for the stress): the run stops, and still
+/// detaches, drains and writes a report that accounts for every object.
+fn interrupted_run(ctx: &Ctx) -> Result<()> {
+    let guest = vm::Guest { interrupt_after: Some(30), ..vm::Guest::DEFAULT };
+    let outcome = guest_run_with(ctx, "debug", &[], "interrupted", &["run", "--duration", "60"], guest)?;
+    if let Some(why) = outcome.describe_failure() {
+        bail!("{why} (console: {})", outcome.console_log.display());
+    }
+    let json = outcome.json.context("the interrupted run sent no JSON back")?;
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json)?)?;
+    let problems = e2e::interrupted_problems(&report, 60.0);
+    if !problems.is_empty() {
+        bail!(
+            "the interrupted run ({}) does not show what it must:\n  {}",
             json.display(),
             problems.join("\n  ")
         );

@@ -35,6 +35,11 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tmpfs tmpfs /tmp
 echo NOLOCK-PROBE-START
 eval "set -- $(cat /nolock-probe.args)"
+# cargo xtask vm --interrupt-after SECS: Ctrl-C, as a user would. The tool
+# runs in the foreground: a background job would ignore SIGINT.
+if [ -f /interrupt-after ]; then
+    (sleep "$(cat /interrupt-after)"; kill -INT "$(pidof nolock-probe)") &
+fi
 /nolock-probe "$@"
 rc=$?
 # The JSON goes out on the second serial port, the console stays readable.
@@ -52,6 +57,20 @@ sleep 1
 reboot -f
 "#;
 
+/// How the guest runs nolock-probe.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    pub smp: u32,
+    /// Also load the in-tree slub_kunit module after nolock-probe.
+    pub slub_kunit: bool,
+    /// Send nolock-probe SIGINT this many seconds after it starts.
+    pub interrupt_after: Option<u64>,
+}
+
+impl Guest {
+    pub const DEFAULT: Guest = Guest { smp: 2, slub_kunit: false, interrupt_after: None };
+}
+
 pub struct VmRun<'a> {
     pub root: &'a Root,
     pub cache: &'a Path,
@@ -59,15 +78,13 @@ pub struct VmRun<'a> {
     pub loader: &'a Path,
     /// nolock-probe's arguments; `--output` is added for `run` and `bench`.
     pub args: Vec<String>,
-    pub smp: u32,
+    pub guest: Guest,
     /// Where the JSON goes; the console log goes next to it.
     pub json_out: PathBuf,
     /// Let the run go on for this long before it counts as hung.
     pub timeout: Duration,
     /// Console lines containing one of these are not findings.
     pub allow: Vec<String>,
-    /// Also load the in-tree slub_kunit module after nolock-probe.
-    pub slub_kunit: bool,
 }
 
 #[derive(Debug)]
@@ -198,8 +215,11 @@ impl VmRun<'_> {
         if self.kernel.modules.join("lib/modules").exists() {
             copy_tree(&self.kernel.modules.join("lib/modules"), &stage.join("lib/modules"))?;
         }
-        if self.slub_kunit {
+        if self.guest.slub_kunit {
             fs::write(stage.join("slub-kunit"), "")?;
+        }
+        if let Some(secs) = self.guest.interrupt_after {
+            fs::write(stage.join("interrupt-after"), secs.to_string())?;
         }
         set_executable(&init)?;
         set_executable(&stage.join("bin/busybox"))?;
@@ -218,7 +238,7 @@ impl VmRun<'_> {
         let qemu = format!(
             "exec qemu-system-x86_64 -accel tcg -smp {smp} -m 1G -nodefaults -no-reboot -display none \
              -serial stdio -serial 'file:{json}' -kernel '{kernel}' -initrd '{cpio}' -append '{cmdline}'",
-            smp = self.smp,
+            smp = self.guest.smp,
             json = serial_json.display(),
             kernel = self.kernel.bzimage.display(),
             cpio = cpio.display(),
