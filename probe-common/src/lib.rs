@@ -478,6 +478,44 @@ pub mod observer_state {
     pub const COUNT: u32 = 2;
 }
 
+/// What a trigger's timed call did: the second index of `CALL_STATS`
+/// (and of `CALL_HIST`, times `hist::BUCKETS`), the first being the tag.
+/// The path of a kfree_rcu_nolock() call is told from the path observers'
+/// counts of the trigger on the CPU, read before and after the call.
+pub mod call_kind {
+    /// bpf_kmalloc_nolock() returned an object.
+    pub const ALLOC: u32 = 0;
+    /// bpf_kmalloc_nolock() returned NULL.
+    pub const ALLOC_FAILED: u32 = 1;
+    /// kfree_rcu_nolock() put the object into the rcu sheaf (a sheaf it
+    /// filled in a context that may not spin has its call_rcu() deferred,
+    /// which happens later, outside the call).
+    pub const FREE_SHEAF: u32 = 2;
+    /// ... and filled it, and called call_rcu() at once.
+    pub const FREE_SHEAF_CALL_RCU: u32 = 3;
+    /// ... fell back to defer_kfree_rcu().
+    pub const FREE_FALLBACK: u32 = 4;
+    /// ... but the path observers did not see it (the kernel skipped them).
+    pub const FREE_UNSEEN: u32 = 5;
+    /// kfree_nolock() (`--nolock-share`).
+    pub const FREE_NOLOCK: u32 = 6;
+    pub const COUNT: usize = 7;
+    pub const NAMES: [&str; COUNT] = [
+        "alloc",
+        "alloc_failed",
+        "free_sheaf",
+        "free_sheaf_call_rcu",
+        "free_fallback",
+        "free_unseen",
+        "free_nolock",
+    ];
+}
+
+/// Slot of (trigger tag, `call_kind`) in `CALL_STATS`.
+pub const fn call_slot(tag: u32, kind: u32) -> u32 {
+    tag * call_kind::COUNT as u32 + kind
+}
+
 /// What `nolock-probe bench` frees its objects with: the cost of
 /// kfree_rcu_nolock() against kfree_nolock(), the immediate free the series
 /// exposes for comparison.

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use probe_common::{
     InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_SHEAVES, MAX_TRIGGERS, Path, PathCounters, RunConfig,
-    SheafInFlight, Stage, TriggerCounters, hist, latency_slot, observer_state,
+    SheafInFlight, Stage, TriggerCounters, call_kind, call_slot, hist, latency_slot, observer_state,
 };
 
 #[map]
@@ -47,6 +47,15 @@ static HIST: PerCpuArray<u64> =
 #[map]
 static LATENCY: PerCpuArray<LatencyStats> =
     PerCpuArray::with_max_entries(Path::COUNT as u32 * Stage::COUNT as u32, 0);
+
+/// How long each trigger's calls took, by `call_kind`.
+#[map]
+static CALL_HIST: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(MAX_TRIGGERS * call_kind::COUNT as u32 * hist::BUCKETS, 0);
+
+#[map]
+static CALL_STATS: PerCpuArray<LatencyStats> =
+    PerCpuArray::with_max_entries(MAX_TRIGGERS * call_kind::COUNT as u32, 0);
 
 #[map]
 pub static PATH_COUNTERS: PerCpuArray<PathCounters> = PerCpuArray::with_max_entries(Path::COUNT as u32, 0);
@@ -100,6 +109,12 @@ pub fn state(slot: u32) -> u64 {
 #[inline(always)]
 pub fn sample(path: u32, stage: u32, ns: u64) {
     record(&HIST, &LATENCY, latency_slot(path, stage), ns);
+}
+
+/// Adds the time of one call of trigger `tag`, of `call_kind` `kind`.
+#[inline(always)]
+pub fn time_call(tag: u32, kind: u32, ns: u64) {
+    record(&CALL_HIST, &CALL_STATS, call_slot(tag, kind), ns);
 }
 
 /// Adds `ns` to slot `slot` of a histogram map (`hist::BUCKETS` values per

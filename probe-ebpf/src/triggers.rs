@@ -18,11 +18,11 @@ use aya_ebpf::{
 };
 use probe_common::{
     HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_BURST, MAX_HOLD_CPUS,
-    NolockObj, RunConfig, Trigger, ctx, held_slot,
+    NolockObj, RunConfig, Trigger, call_kind, ctx, held_slot,
 };
 
 use crate::{
-    counters::{COUNTERS, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now},
+    counters::{COUNTERS, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now, time_call},
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
 
@@ -149,12 +149,16 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
     // the verifier refuses (it never ends in an exit).
     let pick = (random() as usize).checked_rem(cfg.n_sizes as usize).unwrap_or(0);
     let size = cfg.sizes.get(pick).copied().unwrap_or(0);
+    let t0 = now();
     // SAFETY: a kfunc of kernel-patches/; the verifier tracks the reference.
     let obj = unsafe { bpf_kmalloc_nolock(size, cfg.alloc_flags, tag) };
+    let took = now().wrapping_sub(t0);
     if obj.is_null() {
+        time_call(tag, call_kind::ALLOC_FAILED, took);
         count!(tag, alloc_fail);
         return obj;
     }
+    time_call(tag, call_kind::ALLOC, took);
     // SAFETY: `obj` is a valid object until it is released.
     let alloc_ctx = unsafe { (*obj).alloc_ctx } as u32;
     count!(tag, alloc_ctx[(alloc_ctx & ctx::MASK) as usize & (ctx::COUNT - 1)]);
@@ -178,8 +182,10 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     // SAFETY: `obj` is a valid object until it is released.
     let tag = unsafe { (*obj).tag };
     if cfg.nolock_share_pct > 0 && random() % 100 < cfg.nolock_share_pct {
+        let t0 = now();
         // SAFETY: releases a reference taken by allocate().
         unsafe { bpf_kfree_nolock(obj) };
+        time_call(tag, call_kind::FREE_NOLOCK, now().wrapping_sub(t0));
         count!(tag, freed_nolock);
         return;
     }
@@ -206,9 +212,43 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
             Err(_) => count!(tag, untracked),
         }
     }
+    let before = paths_seen(tag);
+    let t0 = now();
     // SAFETY: releases a reference taken by allocate().
     unsafe { bpf_kfree_rcu_nolock(obj) };
+    let took = now().wrapping_sub(t0);
+    let after = paths_seen(tag);
+    let kind = if after[1] != before[1] {
+        call_kind::FREE_FALLBACK
+    } else if after[0] == before[0] {
+        call_kind::FREE_UNSEEN
+    } else if after[2] != before[2] {
+        call_kind::FREE_SHEAF_CALL_RCU
+    } else {
+        call_kind::FREE_SHEAF
+    };
+    time_call(tag, kind, took);
     count!(tag, freed_rcu);
+}
+
+/// What the path observers have counted for trigger `tag` on this CPU:
+/// objects into the rcu sheaf, fallbacks, full sheaves given to call_rcu()
+/// at once. A trigger does not run nested in itself on one CPU, so a
+/// change across one of its calls is that call's doing.
+#[inline(always)]
+fn paths_seen(tag: u32) -> [u64; 3] {
+    match COUNTERS.get_ptr(tag) {
+        // SAFETY: this CPU's value of an existing slot; volatile, as
+        // observers update it inside the call in between.
+        Some(c) => unsafe {
+            [
+                core::ptr::read_volatile(&raw const (*c).sheaf),
+                core::ptr::read_volatile(&raw const (*c).fallback),
+                core::ptr::read_volatile(&raw const (*c).sheaf_call_rcu),
+            ]
+        },
+        None => [0; 3],
+    }
 }
 
 /// Runs with a node list_lock or this CPU's sheaves lock of some cache

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use probe_common::{LatencyStats, Path, PathCounters, Stage, hist};
+use probe_common::{LatencyStats, Path, PathCounters, Stage, call_kind, hist};
 use serde::{Deserialize, Serialize};
 
 /// Raw per-CPU data as read from the maps, indexed like them.
@@ -154,6 +154,32 @@ pub fn slot_report(
         })
         .collect();
     Some(StageReport { all: distribution(&all_hist, &all_stats), histogram, per_cpu })
+}
+
+/// How long one kind of a trigger's calls took, over all CPUs.
+#[derive(Debug, Serialize)]
+pub struct CallTimes {
+    #[serde(flatten)]
+    pub all: Distribution,
+    pub histogram: Vec<Bucket>,
+}
+
+/// A trigger's call times by `call_kind` name, for the kinds that
+/// occurred; `hist` and `stats` are per CPU in the order of `cpus`, with
+/// the trigger's kinds at slots 0..`call_kind::COUNT`.
+pub fn call_times(
+    cpus: &[u32],
+    hist: &[Vec<u64>],
+    stats: &[Vec<LatencyStats>],
+) -> BTreeMap<&'static str, CallTimes> {
+    call_kind::NAMES
+        .iter()
+        .enumerate()
+        .filter_map(|(kind, name)| {
+            let r = slot_report(cpus, hist, stats, kind)?;
+            Some((*name, CallTimes { all: r.all, histogram: r.histogram }))
+        })
+        .collect()
 }
 
 /// Per path that occurred, per stage: the distribution over all CPUs and

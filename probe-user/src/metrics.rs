@@ -57,6 +57,24 @@ fn single(report: &Value) -> Vec<Single> {
             ));
         }
     }
+    // How long each trigger's calls took, by what they did.
+    for trig in report["triggers"].as_array().into_iter().flatten() {
+        let Some(name) = trig["name"].as_str() else { continue };
+        for (kind, d) in trig["call_ns"].as_object().into_iter().flatten() {
+            let count = num(&d["count"]).unwrap_or(0.0);
+            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
+                if let Some(v) = num(&d[q]) {
+                    out.push((
+                        format!("trigger.{name}.{kind}.{q}"),
+                        "ns",
+                        v,
+                        Better::Smaller,
+                        count * beyond,
+                    ));
+                }
+            }
+        }
+    }
     for (key, name) in [("alloc_fail", "alloc_fail"), ("premature", "premature"), ("untracked", "untracked")]
     {
         if let Some(v) = num(&t[key]) {
@@ -194,7 +212,8 @@ pub mod tests {
         json!({
             "run": {"elapsed_s": 10.0},
             "totals": {"calls": calls, "alloc_fail": 0, "premature": 0, "untracked": 0},
-            "triggers": [{"name": "perf_event", "total": {"calls": calls}}],
+            "triggers": [{"name": "perf_event", "total": {"calls": calls},
+                          "call_ns": {"free_fallback": {"count": 100, "p50_ns": 3000, "p99_ns": 9000}}}],
             "in_flight": {"lost": 0, "peak": 100},
             "load": {"enabled": true, "ops_per_s": 500.0},
             "latency": {"paths": [{"path": "fallback", "stages": {"total": {"count": 5000, "p50_ns": p99 / 2, "p99_ns": p99}}}]},
@@ -212,6 +231,8 @@ pub mod tests {
         assert_eq!(get("latency.fallback.total.p99_ns").unit, "ns");
         assert_eq!(get("lost").better, Better::Smaller);
         assert_eq!(get("trigger.perf_event.calls_per_s").unit, "calls/s");
+        let fallback = get("trigger.perf_event.free_fallback.p99_ns");
+        assert_eq!((fallback.value, fallback.unit, fallback.tail_samples), (9000.0, "ns", 1.0));
     }
 
     #[test]

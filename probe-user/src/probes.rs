@@ -4,6 +4,7 @@
 
 use std::{
     any::Any,
+    collections::BTreeMap,
     time::{Duration, Instant},
 };
 
@@ -419,6 +420,38 @@ impl Probes {
             }
         }
         Ok(raw)
+    }
+
+    /// How long `trigger`'s calls took, per CPU in `cpus`: histograms and
+    /// summaries with the trigger's `call_kind`s at slots 0..COUNT. Only
+    /// the histograms of kinds that occurred are read.
+    pub fn call_times(
+        &self,
+        trigger: Trigger,
+        cpus: &[u32],
+    ) -> Result<BTreeMap<&'static str, latency::CallTimes>> {
+        use probe_common::{call_kind, call_slot, hist};
+        let tag = trigger as u32;
+        let buckets = hist::BUCKETS as usize;
+        let mut stats = vec![Vec::new(); cpus.len()];
+        let mut hists = vec![vec![0u64; call_kind::COUNT * buckets]; cpus.len()];
+        for kind in 0..call_kind::COUNT as u32 {
+            let per_cpu = self.per_cpu::<LatencyStats>("CALL_STATS", call_slot(tag, kind), cpus)?;
+            let occurred = per_cpu.iter().any(|s| s.count > 0);
+            for (cpu, v) in per_cpu.into_iter().enumerate() {
+                stats[cpu].push(v);
+            }
+            if !occurred {
+                continue;
+            }
+            for b in 0..hist::BUCKETS {
+                let index = call_slot(tag, kind) * hist::BUCKETS + b;
+                for (cpu, v) in self.per_cpu::<u64>("CALL_HIST", index, cpus)?.into_iter().enumerate() {
+                    hists[cpu][kind as usize * buckets + b as usize] = v;
+                }
+            }
+        }
+        Ok(latency::call_times(cpus, &hists, &stats))
     }
 
     /// Objects still in flight, by trigger tag: after the drain, the lost.

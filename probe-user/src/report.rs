@@ -9,7 +9,7 @@ use crate::{
     expedite::ExpeditedReport,
     kernel::KernelInfo,
     kmsg::Finding,
-    latency::{HistogramLayout, PathReport},
+    latency::{CallTimes, HistogramLayout, PathReport},
     nmi::NmiSourceReport,
     plan::Plan,
     probes::{self, ProgramStats},
@@ -132,6 +132,9 @@ pub struct TriggerReport {
     pub intended: &'static str,
     pub per_cpu: Vec<CpuCounters>,
     pub total: TriggerCounters,
+    /// How long the trigger's calls took, in ns, by what they did
+    /// (`probe_common::call_kind`), over all CPUs.
+    pub call_ns: BTreeMap<&'static str, CallTimes>,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,7 +211,14 @@ impl TriggerReport {
             .map(|(c, cpu)| CpuCounters { cpu, counters: *c })
             .collect();
         let total = sum(per_cpu.iter().map(|c| &c.counters));
-        TriggerReport { name: trigger.name(), attach, intended: trigger.intended().name(), per_cpu, total }
+        TriggerReport {
+            name: trigger.name(),
+            attach,
+            intended: trigger.intended().name(),
+            per_cpu,
+            total,
+            call_ns: BTreeMap::new(),
+        }
     }
 }
 
@@ -249,6 +259,23 @@ pub fn checks(triggers: &[TriggerReport], path_misses: u64) -> Vec<Check> {
                 c.alloc_fail,
                 c.freed_rcu + c.freed_nolock,
                 c.calls
+            ),
+        });
+        let timed = |kinds: &[&str]| -> u64 {
+            kinds.iter().filter_map(|k| t.call_ns.get(k)).map(|d| d.all.count).sum()
+        };
+        let (allocs, frees, nolock) = (
+            timed(&["alloc", "alloc_failed"]),
+            timed(&["free_sheaf", "free_sheaf_call_rcu", "free_fallback", "free_unseen"]),
+            timed(&["free_nolock"]),
+        );
+        out.push(Check {
+            name: "calls_timed",
+            pass: allocs == c.calls && frees == c.freed_rcu && nolock == c.freed_nolock,
+            detail: format!(
+                "{}: timed {allocs} allocations, {frees} kfree_rcu_nolock() and {nolock} kfree_nolock() calls; \
+                 counted {}, {} and {}",
+                t.name, c.calls, c.freed_rcu, c.freed_nolock
             ),
         });
         let by_ctx: u64 = c.alloc_ctx.iter().sum();
@@ -425,11 +452,13 @@ mod tests {
 
     #[test]
     fn consistent_counters_pass_and_a_lost_path_fails() {
-        let good = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 4)]);
+        let mut good = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 4)]);
+        good.call_ns = times(&[("alloc", 10), ("free_sheaf", 6), ("free_fallback", 4)]);
         let v = verdict(&checks(&[good], 0));
         assert!(v.pass, "{:?}", v.reasons);
 
-        let bad = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 3)]);
+        let mut bad = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 3)]);
+        bad.call_ns = times(&[("alloc", 10), ("free_sheaf", 6), ("free_fallback", 4)]);
         let v = verdict(&checks(&[bad], 0));
         assert!(!v.pass);
         assert_eq!(v.reasons.len(), 1);
@@ -452,12 +481,40 @@ mod tests {
         assert_eq!(names(follow_checks(&t, 0, 2)), ["reclaims_followed"]);
     }
 
+    fn times(kinds: &[(&'static str, u64)]) -> BTreeMap<&'static str, CallTimes> {
+        let d = |count| crate::latency::Distribution {
+            count,
+            min_ns: 1,
+            p50_ns: 1,
+            p90_ns: 1,
+            p99_ns: 1,
+            p999_ns: 1,
+            max_ns: 1,
+            mean_ns: 1,
+        };
+        kinds.iter().map(|&(k, n)| (k, CallTimes { all: d(n), histogram: Vec::new() })).collect()
+    }
+
+    #[test]
+    fn calls_not_timed_fail() {
+        let mut t = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[counters(10, 6, 4)]);
+        t.call_ns =
+            times(&[("alloc", 10), ("free_sheaf", 5), ("free_sheaf_call_rcu", 1), ("free_fallback", 4)]);
+        let failed = |t: &TriggerReport| -> Vec<&str> {
+            checks(std::slice::from_ref(t), 0).into_iter().filter(|c| !c.pass).map(|c| c.name).collect()
+        };
+        assert!(failed(&t).is_empty(), "{:?}", checks(&[t], 0));
+        t.call_ns = times(&[("alloc", 10), ("free_sheaf", 5), ("free_fallback", 4)]);
+        assert_eq!(failed(&t), ["calls_timed"]);
+    }
+
     #[test]
     fn unaccounted_calls_and_contexts_fail() {
         let mut c = counters(10, 6, 4);
         c.calls = 11;
         c.alloc_ctx = [1, 0, 8, 0];
-        let t = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[c]);
+        let mut t = TriggerReport::new(Trigger::PerfEvent, "p".into(), &[0], &[c]);
+        t.call_ns = times(&[("alloc", 11), ("free_sheaf", 10)]);
         let failed: Vec<&str> = checks(&[t], 0).into_iter().filter(|c| !c.pass).map(|c| c.name).collect();
         assert_eq!(failed, ["calls_accounted", "contexts_add_up"]);
     }

@@ -290,12 +290,10 @@ fn once(setup: &Setup, runtime: &tokio::runtime::Runtime, stop: &mut Stop) -> Re
 
     let mut trigger_reports = Vec::new();
     for a in &attachments {
-        trigger_reports.push(TriggerReport::new(
-            a.trigger,
-            a.point.clone(),
-            &cpus,
-            &probes.counters(a.trigger)?,
-        ));
+        let mut t = TriggerReport::new(a.trigger, a.point.clone(), &cpus, &probes.counters(a.trigger)?);
+        // The drain frees held objects on any CPU.
+        t.call_ns = probes.call_times(a.trigger, &setup.online)?;
+        trigger_reports.push(t);
     }
     let totals = report::sum(trigger_reports.iter().map(|t| &t.total));
     let lost_by_tag = probes.in_flight()?;

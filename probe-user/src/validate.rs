@@ -90,6 +90,14 @@ mod tests {
         let ours: Vec<&str> = probe_common::Trigger::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(names, ours);
         assert_eq!(schema["properties"]["plan"]["properties"]["burst"]["maximum"], probe_common::MAX_BURST);
+        let kinds: Vec<&str> =
+            schema["properties"]["triggers"]["items"]["properties"]["call_ns"]["propertyNames"]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+        assert_eq!(kinds, probe_common::call_kind::NAMES);
     }
 
     #[test]

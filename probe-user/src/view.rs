@@ -38,6 +38,23 @@ pub fn render(report: &Value) -> String {
             ));
         }
     }
+    s.push_str("\ncall times (p50 / p99 / max, calls), by what the call did:\n");
+    for t in report["triggers"].as_array().into_iter().flatten() {
+        let Some(kinds) = t["call_ns"].as_object().filter(|k| !k.is_empty()) else { continue };
+        let parts: Vec<String> = kinds
+            .iter()
+            .map(|(kind, d)| {
+                format!(
+                    "{kind} {} / {} / {} ({})",
+                    latency::human_ns(u(&d["p50_ns"])),
+                    latency::human_ns(u(&d["p99_ns"])),
+                    latency::human_ns(u(&d["max_ns"])),
+                    u(&d["count"])
+                )
+            })
+            .collect();
+        s.push_str(&format!("  {:<26} {}\n", t["name"].as_str().unwrap_or("?"), parts.join(", ")));
+    }
     for t in report["triggers"].as_array().into_iter().flatten().filter(|t| t["name"] == "locked_kprobe") {
         let c = &t["total"];
         let (sheaves, unknown) = (u(&c["calls_sheaves_lock"]), u(&c["calls_site_unknown"]));
@@ -130,7 +147,8 @@ mod tests {
     fn a_result_renders_with_its_triggers_paths_and_verdict() {
         let r = json!({
             "triggers": [{"name": "nmi", "intended": "nmi", "per_cpu": [{"cpu": 1, "calls": 7, "alloc_ctx": {"nmi": 7}}],
-                          "total": {"calls": 7, "alloc_ctx": {"nmi": 7}}},
+                          "total": {"calls": 7, "alloc_ctx": {"nmi": 7}},
+                          "call_ns": {"alloc": {"count": 7, "p50_ns": 1500, "p99_ns": 9000, "max_ns": 12000}}},
                          {"name": "locked_kprobe", "intended": "any", "per_cpu": [],
                           "total": {"calls": 10, "calls_sheaves_lock": 3, "calls_site_unknown": 0}}],
             "unsupported": [{"trigger": "syscall", "reason": "the kernel has no sys_enter tracepoint"}],
@@ -147,6 +165,10 @@ mod tests {
         let text = render(&r);
         assert!(text.contains("nmi (nmi)"), "{text}");
         assert!(text.contains("0/0/0/7"), "{text}");
+        assert!(
+            text.contains("  nmi                        alloc 1.500us / 9.000us / 12.000us (7)\n"),
+            "{text}"
+        );
         assert!(
             text.contains("locked_kprobe calls by lock held: node list_lock 7, per-CPU sheaves lock 3\n"),
             "{text}"

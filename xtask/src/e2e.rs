@@ -42,6 +42,14 @@ pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
         if n("fallback") == 0 {
             problems.push("the locked-slab kprobe never fell back to defer_kfree_rcu()".into());
         }
+        // Each fallback was timed as one, inside its kfree_rcu_nolock() call.
+        let timed = t["call_ns"]["free_fallback"]["count"].as_u64().unwrap_or(0);
+        if timed != n("fallback") {
+            problems.push(format!(
+                "the locked-slab kprobe fell back {} times, but {timed} kfree_rcu_nolock() calls were timed as fallbacks",
+                n("fallback")
+            ));
+        }
         // Both kinds of slab_attach_kprobe_locked() site: a node's list_lock
         // and this CPU's sheaves lock.
         let sheaves = n("calls_sheaves_lock");
@@ -383,6 +391,7 @@ mod tests {
 
     fn locked(sheaf: u64, fallback: u64) -> Value {
         let mut t = trigger("locked_kprobe", [5, 5], sheaf, fallback);
+        t["call_ns"]["free_fallback"]["count"] = json!(fallback);
         t["total"]["calls_sheaves_lock"] = json!(3);
         t["total"]["calls_site_unknown"] = json!(0);
         t
@@ -526,6 +535,15 @@ mod tests {
         assert_eq!(
             foundation_problems(&r, 2),
             ["the locked-slab kprobe never fell back to defer_kfree_rcu()"]
+        );
+
+        let mut r = good();
+        r["triggers"][0]["call_ns"]["free_fallback"]["count"] = json!(5);
+        assert_eq!(
+            foundation_problems(&r, 2),
+            [
+                "the locked-slab kprobe fell back 6 times, but 5 kfree_rcu_nolock() calls were timed as fallbacks"
+            ]
         );
 
         let mut r = good();
