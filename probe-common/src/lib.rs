@@ -475,7 +475,10 @@ pub mod observer_state {
     pub const IN_KFREE_RCU_SHEAF: u32 = 0;
     /// Depth of `deferred_percpu_work_fn()` on this CPU.
     pub const IN_DEFERRED_WORK: u32 = 1;
-    pub const COUNT: u32 = 2;
+    /// Time the observer programs have run on this CPU, in ns: the
+    /// triggers leave it out of the calls they time.
+    pub const OBSERVER_NS: u32 = 2;
+    pub const COUNT: u32 = 3;
 }
 
 /// What a trigger's timed call did: the second index of `CALL_STATS`
@@ -556,7 +559,8 @@ pub mod bench_op {
     pub const ALLOC: u32 = 0;
     /// bpf_kfree_rcu_nolock() or bpf_kfree_nolock().
     pub const FREE: u32 = 1;
-    /// Two clock reads back to back: what every other figure includes.
+    /// An empty timed call: what timing costs, which every other figure
+    /// includes once.
     pub const CLOCK: u32 = 2;
     pub const COUNT: usize = 3;
     pub const NAMES: [&str; COUNT] = ["alloc", "free", "clock"];

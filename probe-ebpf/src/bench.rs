@@ -1,5 +1,6 @@
 //! The bench program: what one kmalloc_nolock() and one free cost, with
-//! nothing else attached. Each getpriority() of the loader's bench threads
+//! nothing else attached (or only the path observers, `bench --observers`,
+//! whose trampolines the calls then include). Each getpriority() of the loader's bench threads
 //! allocates and frees `BENCH_BATCH` objects, and every call is timed.
 
 use aya_ebpf::{
@@ -11,7 +12,7 @@ use aya_ebpf::{
 use probe_common::{BENCH_BATCH, BenchFree, LatencyStats, bench_mode, bench_op, bench_slot, hist};
 
 use crate::{
-    counters::{RUN_CONFIG, add, now, record},
+    counters::{CallTimer, RUN_CONFIG, add, record},
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock},
 };
 
@@ -45,16 +46,16 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
     let free = mode & bench_mode::FREE_MASK;
     let measure = mode & bench_mode::MEASURE != 0;
     let size = cfg.sizes[0];
-    let clock = now();
-    let clock = now().wrapping_sub(clock);
+    // What timing itself costs: an empty call.
+    let clock = CallTimer::start().took();
     if measure {
         record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::CLOCK), clock);
     }
     for _ in 0..BENCH_BATCH {
-        let t0 = now();
+        let timer = CallTimer::start();
         // SAFETY: a kfunc of kernel-patches/; the verifier tracks the reference.
         let obj = unsafe { bpf_kmalloc_nolock(size, cfg.alloc_flags, 0) };
-        let t1 = now();
+        let alloc_ns = timer.took();
         if obj.is_null() {
             if measure {
                 if let Some(n) = BENCH_FAILS.get_ptr_mut(bench_slot(free, bench_op::ALLOC)) {
@@ -63,6 +64,7 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
             }
             continue;
         }
+        let timer = CallTimer::start();
         // SAFETY: releases the reference taken above.
         unsafe {
             if free == BenchFree::KfreeNolock as u32 {
@@ -71,10 +73,10 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
                 bpf_kfree_rcu_nolock(obj);
             }
         }
-        let t2 = now();
+        let free_ns = timer.took();
         if measure {
-            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::ALLOC), t1.wrapping_sub(t0));
-            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::FREE), t2.wrapping_sub(t1));
+            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::ALLOC), alloc_ns);
+            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::FREE), free_ns);
         }
     }
     0

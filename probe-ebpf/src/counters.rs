@@ -105,6 +105,45 @@ pub fn state(slot: u32) -> u64 {
     }
 }
 
+/// Held for the run of an observer program: its time goes to
+/// `observer_state::OBSERVER_NS`, which the triggers subtract from the
+/// calls they time, so that a call's time is the kernel's, not the tool's.
+/// The kernel's trampoline around each program still counts.
+pub struct ObserverClock(u64);
+
+impl ObserverClock {
+    #[inline(always)]
+    pub fn start() -> Self {
+        ObserverClock(now())
+    }
+}
+
+impl Drop for ObserverClock {
+    #[inline(always)]
+    fn drop(&mut self) {
+        state_add(observer_state::OBSERVER_NS, now().wrapping_sub(self.0) as i64);
+    }
+}
+
+/// Times one call, less the time observer programs ran inside it.
+pub struct CallTimer {
+    start: u64,
+    observers: u64,
+}
+
+impl CallTimer {
+    #[inline(always)]
+    pub fn start() -> Self {
+        CallTimer { observers: state(observer_state::OBSERVER_NS), start: now() }
+    }
+
+    #[inline(always)]
+    pub fn took(&self) -> u64 {
+        let took = now().wrapping_sub(self.start);
+        took.saturating_sub(state(observer_state::OBSERVER_NS).wrapping_sub(self.observers))
+    }
+}
+
 /// Adds one latency sample of (path, stage).
 #[inline(always)]
 pub fn sample(path: u32, stage: u32, ns: u64) {

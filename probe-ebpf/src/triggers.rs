@@ -22,7 +22,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{COUNTERS, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now, time_call},
+    counters::{COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now, time_call},
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
 
@@ -149,10 +149,10 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
     // the verifier refuses (it never ends in an exit).
     let pick = (random() as usize).checked_rem(cfg.n_sizes as usize).unwrap_or(0);
     let size = cfg.sizes.get(pick).copied().unwrap_or(0);
-    let t0 = now();
+    let timer = CallTimer::start();
     // SAFETY: a kfunc of kernel-patches/; the verifier tracks the reference.
     let obj = unsafe { bpf_kmalloc_nolock(size, cfg.alloc_flags, tag) };
-    let took = now().wrapping_sub(t0);
+    let took = timer.took();
     if obj.is_null() {
         time_call(tag, call_kind::ALLOC_FAILED, took);
         count!(tag, alloc_fail);
@@ -182,10 +182,10 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     // SAFETY: `obj` is a valid object until it is released.
     let tag = unsafe { (*obj).tag };
     if cfg.nolock_share_pct > 0 && random() % 100 < cfg.nolock_share_pct {
-        let t0 = now();
+        let timer = CallTimer::start();
         // SAFETY: releases a reference taken by allocate().
         unsafe { bpf_kfree_nolock(obj) };
-        time_call(tag, call_kind::FREE_NOLOCK, now().wrapping_sub(t0));
+        time_call(tag, call_kind::FREE_NOLOCK, timer.took());
         count!(tag, freed_nolock);
         return;
     }
@@ -213,10 +213,10 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
         }
     }
     let before = paths_seen(tag);
-    let t0 = now();
+    let timer = CallTimer::start();
     // SAFETY: releases a reference taken by allocate().
     unsafe { bpf_kfree_rcu_nolock(obj) };
-    let took = now().wrapping_sub(t0);
+    let took = timer.took();
     let after = paths_seen(tag);
     let kind = if after[1] != before[1] {
         call_kind::FREE_FALLBACK

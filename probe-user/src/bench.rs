@@ -57,6 +57,12 @@ pub struct BenchArgs {
     /// Allocate with __GFP_ACCOUNT.
     #[arg(long)]
     pub account: bool,
+    /// Attach the path observers that `run` uses: the calls then include
+    /// their trampolines (their programs' own time is left out, as in
+    /// `run`), which is what `run`'s call times carry on top of the bare
+    /// calls.
+    #[arg(long)]
+    pub observers: bool,
     /// Write the JSON document here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -113,6 +119,8 @@ pub struct BenchPlan {
     pub gfp_account: bool,
     /// Allocations and frees per system call of a bench thread.
     pub batch: u32,
+    /// The path observers were attached (`--observers`).
+    pub observers: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,8 +146,8 @@ pub struct FreeReport {
     /// shared by `batch` pairs.
     pub ns_per_op: f64,
     /// Each call's own time, in ns: bpf_kmalloc_nolock(), the free, and
-    /// two clock reads back to back (what each of the other two includes
-    /// once).
+    /// an empty call (the timing's own cost, which each of the other two
+    /// includes once).
     pub alloc: Option<StageReport>,
     pub free_call: Option<StageReport>,
     pub clock: Option<StageReport>,
@@ -220,7 +228,10 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
 
     let kernel = KernelInfo::read();
     let mut kernel_log = KernelLog::open_at_end();
-    let mut probes = Probes::load_bench(&cfg)?;
+    let mut probes = Probes::load_bench(&cfg, args.observers, readiness::preempt_rt())?;
+    if args.observers {
+        probes.attach_observers(false)?;
+    }
     probes.attach_bench()?;
     // A system call with arguments: the wrappers of those without
     // (getppid()) are aliases that BTF does not name, so fentry cannot
@@ -271,6 +282,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             gfp_zero: args.zero,
             gfp_account: args.account,
             batch: BENCH_BATCH,
+            observers: args.observers,
         },
         caches,
         run: BenchRun { started_unix_s, elapsed_s: started.elapsed().as_secs_f64(), interrupted },

@@ -222,12 +222,16 @@ impl Probes {
         Ok(Self::new(ebpf, preempt_rt))
     }
 
-    /// Loads the bench program and the drain, and nothing else.
-    pub fn load_bench(cfg: &RunConfig) -> Result<Self> {
+    /// Loads the bench program and the drain, and with `observers` the
+    /// path observers (`attach_observers(false)` attaches them).
+    pub fn load_bench(cfg: &RunConfig, observers: bool, preempt_rt: bool) -> Result<Self> {
         let (mut ebpf, btf) = open(cfg)?;
         load_hooked(&mut ebpf, &btf, Hook::Fentry, BENCH.0, BENCH.1)?;
         load_hooked(&mut ebpf, &btf, Hook::Fentry, DRAIN.0, DRAIN.1)?;
-        Ok(Self::new(ebpf, false))
+        for o in self::observers(preempt_rt).filter(|o| observers && !o.reclaim) {
+            load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
+        }
+        Ok(Self::new(ebpf, preempt_rt))
     }
 
     fn new(ebpf: Ebpf, preempt_rt: bool) -> Self {
