@@ -41,21 +41,39 @@ enum Kernels {
     Rt,
 }
 
+/// What an observer is for, which says when it is attached and what its
+/// skipped runs cost.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Counts the path each object takes: always attached.
+    Path,
+    /// Stamps a fallen-back object's requeue, for the wait's split: with
+    /// the latency observers. A skipped run loses one object's split, not
+    /// its check.
+    Split,
+    /// Follows objects to their reclaim: with the latency observers. A
+    /// skipped run can leave a whole sheaf or block unchecked.
+    Reclaim,
+}
+
 struct Observer {
     program: &'static str,
     hook: Hook,
     function: &'static str,
     kernels: Kernels,
-    /// Follows objects to their reclaim (not attached with --no-latency).
-    reclaim: bool,
+    role: Role,
 }
 
 const fn observer(program: &'static str, hook: Hook, function: &'static str, kernels: Kernels) -> Observer {
-    Observer { program, hook, function, kernels, reclaim: false }
+    Observer { program, hook, function, kernels, role: Role::Path }
+}
+
+const fn split(program: &'static str, hook: Hook, function: &'static str, kernels: Kernels) -> Observer {
+    Observer { program, hook, function, kernels, role: Role::Split }
 }
 
 const fn reclaim(program: &'static str, hook: Hook, function: &'static str, kernels: Kernels) -> Observer {
-    Observer { program, hook, function, kernels, reclaim: true }
+    Observer { program, hook, function, kernels, role: Role::Reclaim }
 }
 
 const OBSERVERS: [Observer; 13] = [
@@ -64,7 +82,9 @@ const OBSERVERS: [Observer; 13] = [
     observer("defer_kfree_rcu", Hook::Fentry, "defer_kfree_rcu", Kernels::All),
     observer("deferred_work_entry", Hook::Fentry, "deferred_percpu_work_fn", Kernels::All),
     observer("deferred_work_exit", Hook::Fexit, "deferred_percpu_work_fn", Kernels::All),
-    reclaim("kvfree_call_rcu", Hook::Fentry, "kvfree_call_rcu", Kernels::All),
+    // In task context a preempted run makes the next one on that CPU be
+    // skipped; kvfree_rcu() users call it all the time.
+    split("kvfree_call_rcu", Hook::Fentry, "kvfree_call_rcu", Kernels::All),
     observer("call_rcu", Hook::Fentry, "call_rcu", Kernels::All),
     reclaim("rcu_free_sheaf", Hook::Fentry, "rcu_free_sheaf", Kernels::NotRt),
     reclaim("rcu_free_sheaf_rt", Hook::Kprobe, "rcu_free_sheaf", Kernels::Rt),
@@ -90,7 +110,7 @@ pub fn observer_programs() -> impl Iterator<Item = &'static str> {
 
 /// The programs of the reclaim observers (of any kernel).
 pub fn reclaim_observers() -> impl Iterator<Item = &'static str> {
-    OBSERVERS.iter().filter(|o| o.reclaim).map(|o| o.program)
+    OBSERVERS.iter().filter(|o| o.role == Role::Reclaim).map(|o| o.program)
 }
 
 /// Loads program `name`, to be hooked to kernel function `func`.
@@ -228,7 +248,7 @@ impl Probes {
         let (mut ebpf, btf) = open(cfg)?;
         load_hooked(&mut ebpf, &btf, Hook::Fentry, BENCH.0, BENCH.1)?;
         load_hooked(&mut ebpf, &btf, Hook::Fentry, DRAIN.0, DRAIN.1)?;
-        for o in self::observers(preempt_rt).filter(|o| observers && !o.reclaim) {
+        for o in self::observers(preempt_rt).filter(|o| observers && o.role == Role::Path) {
             load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
         }
         Ok(Self::new(ebpf, preempt_rt))
@@ -292,9 +312,10 @@ impl Probes {
         Ok(raw)
     }
 
-    /// Attaches the path observers, and the reclaim observers if `latency`.
+    /// Attaches the path observers, and the split and reclaim observers if
+    /// `latency`.
     pub fn attach_observers(&mut self, latency: bool) -> Result<()> {
-        for o in observers(self.preempt_rt).filter(|o| latency || !o.reclaim) {
+        for o in observers(self.preempt_rt).filter(|o| latency || o.role == Role::Path) {
             let link = attach_hooked(&mut self.ebpf, o.hook, o.program, o.function)?;
             self.observer_links.push(link);
         }
@@ -605,11 +626,14 @@ mod tests {
             for func in ["rcu_free_sheaf", "rcu_free_sheaf_nobarn", "kvfree_rcu_bulk", "kvfree_rcu_list"] {
                 let on: Vec<&&Observer> = hooked.iter().filter(|h| h.function == func).collect();
                 assert_eq!(on.len(), 1, "{func} (rt {rt})");
-                assert!(on[0].reclaim, "{} is not skipped with --no-latency", on[0].program);
+                assert!(on[0].role == Role::Reclaim, "{} is not a reclaim observer", on[0].program);
             }
         }
         let rt_sheaf = observers(true).find(|o| o.function == "rcu_free_sheaf").map(|o| o.hook);
         assert!(rt_sheaf == Some(Hook::Kprobe));
-        assert_eq!(reclaim_observers().count(), 7);
+        assert_eq!(reclaim_observers().count(), 6);
+        // What --no-latency leaves out: all but the path observers.
+        let split = OBSERVERS.iter().find(|o| o.program == "kvfree_call_rcu").map(|o| o.role);
+        assert!(split == Some(Role::Split));
     }
 }
