@@ -475,9 +475,9 @@ pub mod observer_state {
     pub const IN_KFREE_RCU_SHEAF: u32 = 0;
     /// Depth of `deferred_percpu_work_fn()` on this CPU.
     pub const IN_DEFERRED_WORK: u32 = 1;
-    /// Time the observer programs have run on this CPU, in ns: the
-    /// triggers leave it out of the calls they time.
-    pub const OBSERVER_NS: u32 = 2;
+    /// Time the tool's programs (observers and triggers) have run on this
+    /// CPU, in ns: a timed call leaves out what ran inside it.
+    pub const TOOL_NS: u32 = 2;
     pub const COUNT: u32 = 3;
 }
 

@@ -105,27 +105,36 @@ pub fn state(slot: u32) -> u64 {
     }
 }
 
-/// Held for the run of an observer program: its time goes to
-/// `observer_state::OBSERVER_NS`, which the triggers subtract from the
-/// calls they time, so that a call's time is the kernel's, not the tool's.
-/// The kernel's trampoline around each program still counts.
-pub struct ObserverClock(u64);
+/// Held for the run of an observer or trigger program: its time goes to
+/// `observer_state::TOOL_NS`, which a timed call subtracts, so that the
+/// call's time is the kernel's, not the tool's (an observer on its path, a
+/// trigger attached inside it or in an interrupt that hit it). The
+/// kernel's trampolines and interrupt entries around those programs still
+/// count.
+pub struct ToolClock {
+    start: u64,
+    tool_at_start: u64,
+}
 
-impl ObserverClock {
+impl ToolClock {
     #[inline(always)]
     pub fn start() -> Self {
-        ObserverClock(now())
+        ToolClock { tool_at_start: state(observer_state::TOOL_NS), start: now() }
     }
 }
 
-impl Drop for ObserverClock {
+impl Drop for ToolClock {
     #[inline(always)]
     fn drop(&mut self) {
-        state_add(observer_state::OBSERVER_NS, now().wrapping_sub(self.0) as i64);
+        // Tool programs nested in this one added their own time already:
+        // add the rest, so that the slot grows by this program's time.
+        let took = now().wrapping_sub(self.start);
+        let nested = state(observer_state::TOOL_NS).wrapping_sub(self.tool_at_start);
+        state_add(observer_state::TOOL_NS, took.saturating_sub(nested) as i64);
     }
 }
 
-/// Times one call, less the time observer programs ran inside it.
+/// Times one call, less the time the tool's programs ran inside it.
 pub struct CallTimer {
     start: u64,
     observers: u64,
@@ -134,13 +143,13 @@ pub struct CallTimer {
 impl CallTimer {
     #[inline(always)]
     pub fn start() -> Self {
-        CallTimer { observers: state(observer_state::OBSERVER_NS), start: now() }
+        CallTimer { observers: state(observer_state::TOOL_NS), start: now() }
     }
 
     #[inline(always)]
     pub fn took(&self) -> u64 {
         let took = now().wrapping_sub(self.start);
-        took.saturating_sub(state(observer_state::OBSERVER_NS).wrapping_sub(self.observers))
+        took.saturating_sub(state(observer_state::TOOL_NS).wrapping_sub(self.observers))
     }
 }
 

@@ -14,7 +14,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{IN_FLIGHT, OUR_CACHES, ObserverClock, RUN_CONFIG, SHEAVES, count, now, state, state_add},
+    counters::{IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, now, state, state_add},
     kfuncs::bpf_nolock_barrier,
 };
 
@@ -43,7 +43,7 @@ pub fn our_tag(obj: u64) -> Option<u32> {
 /// `bool __kfree_rcu_sheaf(struct kmem_cache *s, void *obj, unsigned int free_flags)`
 #[fentry(function = "__kfree_rcu_sheaf")]
 pub fn kfree_rcu_sheaf_entry(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     state_add(observer_state::IN_KFREE_RCU_SHEAF, 1);
     // Learn the cache before the call can fill a sheaf and call_rcu() it.
     if our_tag(ctx.arg(1)).is_some() {
@@ -59,7 +59,7 @@ pub fn kfree_rcu_sheaf_entry(ctx: FEntryContext) -> u32 {
 
 #[fexit(function = "__kfree_rcu_sheaf")]
 pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     // An NMI can skip the entry program while it runs; never go below 0.
     if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
         state_add(observer_state::IN_KFREE_RCU_SHEAF, -1);
@@ -83,7 +83,7 @@ pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
 /// `void defer_kfree_rcu(struct kvfree_rcu_head *head)`: the fallback.
 #[fentry(function = "defer_kfree_rcu")]
 pub fn defer_kfree_rcu(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     let head: u64 = ctx.arg(0);
     let obj = head - offset_of!(NolockObj, rcu) as u64;
     if let Some(tag) = our_tag(obj) {
@@ -100,7 +100,7 @@ pub fn defer_kfree_rcu(ctx: FEntryContext) -> u32 {
 /// deferred work hands a fallen-back object on to kvfree_rcu.
 #[fentry(function = "kvfree_call_rcu")]
 pub fn kvfree_call_rcu(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     if state(observer_state::IN_DEFERRED_WORK) == 0 {
         return 0;
     }
@@ -114,14 +114,14 @@ pub fn kvfree_call_rcu(ctx: FEntryContext) -> u32 {
 
 #[fentry(function = "deferred_percpu_work_fn")]
 pub fn deferred_work_entry(_ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     state_add(observer_state::IN_DEFERRED_WORK, 1);
     0
 }
 
 #[fexit(function = "deferred_percpu_work_fn")]
 pub fn deferred_work_exit(_ctx: FExitContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     if state(observer_state::IN_DEFERRED_WORK) > 0 {
         state_add(observer_state::IN_DEFERRED_WORK, -1);
     }
@@ -135,7 +135,7 @@ pub fn deferred_work_exit(_ctx: FExitContext) -> u32 {
 /// attributed to the trigger whose object filled it.
 #[fentry(function = "call_rcu")]
 pub fn call_rcu(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     let cfg = RUN_CONFIG.load();
     let func: u64 = ctx.arg(1);
     if func != cfg.rcu_free_sheaf && func != cfg.rcu_free_sheaf_nobarn {

@@ -16,7 +16,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{IN_FLIGHT, ObserverClock, PATH_COUNTERS, RUN_CONFIG, SHEAVES, add, count, now, sample},
+    counters::{IN_FLIGHT, PATH_COUNTERS, RUN_CONFIG, SHEAVES, ToolClock, add, count, now, sample},
     kfuncs::bpf_nolock_gp_elapsed,
 };
 
@@ -183,13 +183,13 @@ fn reclaim_array(base: u64, n: u32, now: u64, info: Option<SheafInFlight>) {
 /// period is over and its objects go back to the barn or the slabs.
 #[fentry(function = "rcu_free_sheaf")]
 pub fn rcu_free_sheaf(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     reclaim_sheaf(fentry_arg(&ctx, 0))
 }
 
 #[kprobe]
 pub fn rcu_free_sheaf_rt(ctx: ProbeContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     reclaim_sheaf(arg_value(&ctx, 0))
 }
 
@@ -197,13 +197,13 @@ pub fn rcu_free_sheaf_rt(ctx: ProbeContext) -> u32 {
 /// sheaves that a flush (kvfree_rcu_barrier(), CPU offline) handed to RCU.
 #[fentry(function = "rcu_free_sheaf_nobarn")]
 pub fn rcu_free_sheaf_nobarn(ctx: FEntryContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     reclaim_sheaf(fentry_arg(&ctx, 0))
 }
 
 #[kprobe]
 pub fn rcu_free_sheaf_nobarn_rt(ctx: ProbeContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     reclaim_sheaf(arg_value(&ctx, 0))
 }
 
@@ -227,7 +227,7 @@ fn reclaim_sheaf(rcu_head: u64) -> u32 {
 /// whose grace period is over (idx 0: kmalloc'ed).
 #[kprobe]
 pub fn kvfree_rcu_bulk(ctx: ProbeContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     if arg_value(&ctx, 2) as u32 != 0 {
         return 0;
     }
@@ -243,7 +243,7 @@ pub fn kvfree_rcu_bulk(ctx: ProbeContext) -> u32 {
 /// objects chained through their heads, when no bulk block was available.
 #[kprobe]
 pub fn kvfree_rcu_list(ctx: ProbeContext) -> u32 {
-    let _clock = ObserverClock::start();
+    let _clock = ToolClock::start();
     let mut walk = ListWalk { head: arg_value(&ctx, 0), now: now() };
     // SAFETY: as in reclaim_array().
     unsafe { bpf_loop(MAX_LIST_ENTRIES, list_element as *mut c_void, &raw mut walk as *mut c_void, 0) };

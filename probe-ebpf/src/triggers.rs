@@ -22,7 +22,9 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, count, now, time_call},
+    counters::{
+        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, now, time_call,
+    },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
 
@@ -45,6 +47,8 @@ fn exercise(trigger: Trigger) -> u32 {
 /// has several.
 #[inline(always)]
 fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
+    // A call of another trigger that this one runs inside leaves it out.
+    let _clock = ToolClock::start();
     let tag = trigger as u32;
     let cfg = RUN_CONFIG.load();
     // SAFETY: a helper without arguments.
