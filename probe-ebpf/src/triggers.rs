@@ -17,8 +17,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
 use probe_common::{
-    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_BURST, MAX_HOLD_CPUS,
-    NolockObj, RunConfig, Trigger, call_kind, ctx, held_slot,
+    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS, NolockObj,
+    RunConfig, Trigger, call_kind, ctx, held_slot,
 };
 
 use crate::{
@@ -117,12 +117,13 @@ fn hold(tag: u32, cfg: &RunConfig, cpu: u32, obj: *mut NolockObj) {
     // SAFETY: as above.
     unsafe { *place = 0 };
     count!(tag, bursts);
-    for j in 0..MAX_BURST {
-        if j >= cfg.burst {
-            break;
-        }
-        release(cfg, held_swap(held_slot(cpu, tag, j), null_mut()));
-    }
+    // Through bpf_loop(): the verifier checks the callback once, where a
+    // loop here would have it check the release once per object, in every
+    // trigger program.
+    let mut first = held_slot(cpu, tag, 0) as u64;
+    // SAFETY: the callback reads `first` from this frame while the helper
+    // runs, and holds no reference across calls.
+    unsafe { bpf_loop(cfg.burst, release_held_slot as *mut c_void, (&raw mut first).cast(), 0) };
 }
 
 /// Frees every object still held in a burst, on every CPU: the drain runs
@@ -134,13 +135,17 @@ pub fn release_held() {
     if RUN_CONFIG.load().burst <= 1 {
         return;
     }
+    let mut first = 0u64;
     // SAFETY: bpf_loop() calls the callback HELD_SLOTS times with its
     // index; the callback holds no reference across calls.
-    unsafe { bpf_loop(HELD_SLOTS, release_held_slot as *mut c_void, null_mut(), 0) };
+    unsafe { bpf_loop(HELD_SLOTS, release_held_slot as *mut c_void, (&raw mut first).cast(), 0) };
 }
 
+/// bpf_loop() callback: frees what `HELD` slot `*first + index` holds.
 #[inline(never)]
-extern "C" fn release_held_slot(slot: u64, _ctx: *mut c_void) -> i64 {
+extern "C" fn release_held_slot(index: u64, first: *mut c_void) -> i64 {
+    // SAFETY: `first` points at the caller's u64 for as long as the loop runs.
+    let slot = unsafe { *(first as *const u64) } + index;
     release(&RUN_CONFIG.load(), held_swap(slot as u32, null_mut()));
     0
 }
