@@ -420,14 +420,7 @@ pub fn render(doc: &serde_json::Value) -> String {
             f["alloc_failures"].as_u64().unwrap_or(0),
         ));
         for (key, title) in [("alloc", "kmalloc_nolock"), ("free_call", name), ("clock", "clock")] {
-            let stage = &f[key];
-            let (Ok(all), Ok(histogram)) = (
-                serde_json::from_value::<latency::Distribution>(stage.clone()),
-                serde_json::from_value::<Vec<latency::Bucket>>(stage["histogram"].clone()),
-            ) else {
-                continue;
-            };
-            s.push_str(&latency::render(&format!("{name}_{title}_ns"), &all, &histogram));
+            s.push_str(&latency::render_json(&format!("{name}_{title}_ns"), &f[key]).unwrap_or_default());
         }
     }
     for reason in doc["verdict"]["reasons"].as_array().into_iter().flatten() {

@@ -226,6 +226,14 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
+/// [`render()`] of a distribution as the JSON has it (a stage, a call
+/// time, a bench call): None if `v` is not one.
+pub fn render_json(title: &str, v: &serde_json::Value) -> Option<String> {
+    let all: Distribution = serde_json::from_value(v.clone()).ok()?;
+    let histogram: Vec<Bucket> = serde_json::from_value(v["histogram"].clone()).ok()?;
+    Some(render(title, &all, &histogram))
+}
+
 /// bpftrace-style histogram of one stage: one row per power of two (the
 /// JSON keeps the finer buckets), from the first to the last non-empty row.
 pub fn render(title: &str, all: &Distribution, histogram: &[Bucket]) -> String {

@@ -38,6 +38,18 @@ fn num(v: &Value) -> Option<f64> {
 /// One metric of one run: name, unit, value, direction, tail samples.
 type Single = (String, &'static str, f64, Better, f64);
 
+/// The p50 and p99 of a distribution (`count`, `p50_ns`, `p99_ns`) as
+/// `<prefix>.p50_ns` and `<prefix>.p99_ns`, with the samples beyond each.
+fn percentiles(prefix: &str, d: &Value) -> Vec<Single> {
+    let count = num(&d["count"]).unwrap_or(0.0);
+    [("p50_ns", 0.5), ("p99_ns", 0.01)]
+        .into_iter()
+        .filter_map(|(q, beyond)| {
+            Some((format!("{prefix}.{q}"), "ns", num(&d[q])?, Better::Smaller, count * beyond))
+        })
+        .collect()
+}
+
 /// The metrics of one run document (without its repeats).
 fn single(report: &Value) -> Vec<Single> {
     let mut out = Vec::new();
@@ -61,18 +73,7 @@ fn single(report: &Value) -> Vec<Single> {
     for trig in report["triggers"].as_array().into_iter().flatten() {
         let Some(name) = trig["name"].as_str() else { continue };
         for (kind, d) in trig["call_ns"].as_object().into_iter().flatten() {
-            let count = num(&d["count"]).unwrap_or(0.0);
-            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
-                if let Some(v) = num(&d[q]) {
-                    out.push((
-                        format!("trigger.{name}.{kind}.{q}"),
-                        "ns",
-                        v,
-                        Better::Smaller,
-                        count * beyond,
-                    ));
-                }
-            }
+            out.extend(percentiles(&format!("trigger.{name}.{kind}"), d));
         }
     }
     for (key, name) in [("alloc_fail", "alloc_fail"), ("premature", "premature"), ("untracked", "untracked")]
@@ -104,18 +105,7 @@ fn single(report: &Value) -> Vec<Single> {
         let Some(path) = p["path"].as_str() else { continue };
         let Some(stages) = p["stages"].as_object() else { continue };
         for (stage, d) in stages {
-            let count = num(&d["count"]).unwrap_or(0.0);
-            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
-                if let Some(v) = num(&d[q]) {
-                    out.push((
-                        format!("latency.{path}.{stage}.{q}"),
-                        "ns",
-                        v,
-                        Better::Smaller,
-                        count * beyond,
-                    ));
-                }
-            }
+            out.extend(percentiles(&format!("latency.{path}.{stage}"), d));
         }
     }
     out
@@ -154,12 +144,8 @@ fn bench(report: &Value) -> Vec<Metric> {
             out.push(fixed(format!("{free}.alloc_failures"), "objects", v, Better::Smaller, f64::INFINITY));
         }
         for call in ["alloc", "free_call"] {
-            let d = &f[call];
-            let count = num(&d["count"]).unwrap_or(0.0);
-            for (q, beyond) in [("p50_ns", 0.5), ("p99_ns", 0.01)] {
-                if let Some(v) = num(&d[q]) {
-                    out.push(fixed(format!("{free}.{call}.{q}"), "ns", v, Better::Smaller, count * beyond));
-                }
+            for (name, unit, v, better, tail) in percentiles(&format!("{free}.{call}"), &f[call]) {
+                out.push(fixed(name, unit, v, better, tail));
             }
         }
     }

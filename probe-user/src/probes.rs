@@ -290,26 +290,12 @@ impl Probes {
     pub fn bench(&self, cpus: &[u32]) -> Result<crate::bench::BenchRaw> {
         use probe_common::{BenchFree, bench_op, hist};
         let slots = (BenchFree::COUNT * bench_op::COUNT) as u32;
-        let mut raw = crate::bench::BenchRaw {
+        Ok(crate::bench::BenchRaw {
             cpus: cpus.to_vec(),
-            hist: vec![Vec::new(); cpus.len()],
-            stats: vec![Vec::new(); cpus.len()],
-            fails: vec![Vec::new(); cpus.len()],
-        };
-        for i in 0..slots * hist::BUCKETS {
-            for (cpu, v) in self.per_cpu::<u64>("BENCH_HIST", i, cpus)?.into_iter().enumerate() {
-                raw.hist[cpu].push(v);
-            }
-        }
-        for i in 0..slots {
-            for (cpu, v) in self.per_cpu::<LatencyStats>("BENCH_STATS", i, cpus)?.into_iter().enumerate() {
-                raw.stats[cpu].push(v);
-            }
-            for (cpu, v) in self.per_cpu::<u64>("BENCH_FAILS", i, cpus)?.into_iter().enumerate() {
-                raw.fails[cpu].push(v);
-            }
-        }
-        Ok(raw)
+            hist: self.slots("BENCH_HIST", 0..slots * hist::BUCKETS, cpus)?,
+            stats: self.slots("BENCH_STATS", 0..slots, cpus)?,
+            fails: self.slots("BENCH_FAILS", 0..slots, cpus)?,
+        })
     }
 
     /// Attaches the path observers, and the split and reclaim observers if
@@ -413,6 +399,23 @@ impl Probes {
         Ok(array.get(&index, 0).with_context(|| format!("cannot read the {map} map"))?.to_vec())
     }
 
+    /// Slots `indices` of a per-CPU array: per CPU in `cpus` (in that
+    /// order), the values of those slots.
+    fn slots<T: aya::Pod>(
+        &self,
+        map: &str,
+        indices: std::ops::Range<u32>,
+        cpus: &[u32],
+    ) -> Result<Vec<Vec<T>>> {
+        let mut out = vec![Vec::with_capacity(indices.len()); cpus.len()];
+        for i in indices {
+            for (cpu, v) in self.per_cpu::<T>(map, i, cpus)?.into_iter().enumerate() {
+                out[cpu].push(v);
+            }
+        }
+        Ok(out)
+    }
+
     /// The same for the CPUs in `cpus` only, in that order.
     fn per_cpu<T: aya::Pod>(&self, map: &str, index: u32, cpus: &[u32]) -> Result<Vec<T>> {
         let values = self.all_cpus::<T>(map, index)?;
@@ -423,28 +426,12 @@ impl Probes {
     pub fn latency(&self, cpus: &[u32]) -> Result<latency::Raw> {
         use probe_common::{Path, Stage, hist};
         let slots = (Path::COUNT * Stage::COUNT) as u32;
-        let mut raw = latency::Raw {
+        Ok(latency::Raw {
             cpus: cpus.to_vec(),
-            hist: vec![Vec::new(); cpus.len()],
-            stats: vec![Vec::new(); cpus.len()],
-            paths: vec![Vec::new(); cpus.len()],
-        };
-        for i in 0..slots * hist::BUCKETS {
-            for (cpu, v) in self.per_cpu::<u64>("HIST", i, cpus)?.into_iter().enumerate() {
-                raw.hist[cpu].push(v);
-            }
-        }
-        for i in 0..slots {
-            for (cpu, v) in self.per_cpu::<LatencyStats>("LATENCY", i, cpus)?.into_iter().enumerate() {
-                raw.stats[cpu].push(v);
-            }
-        }
-        for i in 0..Path::COUNT as u32 {
-            for (cpu, v) in self.per_cpu::<PathCounters>("PATH_COUNTERS", i, cpus)?.into_iter().enumerate() {
-                raw.paths[cpu].push(v);
-            }
-        }
-        Ok(raw)
+            hist: self.slots("HIST", 0..slots * hist::BUCKETS, cpus)?,
+            stats: self.slots("LATENCY", 0..slots, cpus)?,
+            paths: self.slots("PATH_COUNTERS", 0..Path::COUNT as u32, cpus)?,
+        })
     }
 
     /// How long `trigger`'s calls took, per CPU in `cpus`: histograms and

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::latency::{self, Bucket, Distribution};
+use crate::latency::{self, Distribution};
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
@@ -78,14 +78,8 @@ pub fn render(report: &Value) -> String {
             u(&p["reclaimed"]),
             u(&p["premature"])
         ));
-        let stage = |k: &str| -> Option<(Distribution, Vec<Bucket>)> {
-            let v = p["stages"].get(k)?;
-            Some((
-                serde_json::from_value(v.clone()).ok()?,
-                serde_json::from_value(v["histogram"].clone()).ok()?,
-            ))
-        };
-        if let (Some((q, _)), Some((g, _))) = (stage("queued"), stage("grace")) {
+        let stage = |k: &str| serde_json::from_value::<Distribution>(p["stages"].get(k)?.clone()).ok();
+        if let (Some(q), Some(g)) = (stage("queued"), stage("grace")) {
             let what = if path == "fallback" { "deferred work" } else { "sheaf fill" };
             s.push_str(&format!(
                 "  wait = {what} (p50 {}, p99 {}) + grace period (p50 {}, p99 {})\n",
@@ -95,9 +89,9 @@ pub fn render(report: &Value) -> String {
                 latency::human_ns(g.p99_ns)
             ));
         }
-        if let Some((all, buckets)) = stage("total") {
-            s.push_str(&latency::render(&format!("{path}_total"), &all, &buckets));
-        }
+        s.push_str(
+            &latency::render_json(&format!("{path}_total"), &p["stages"]["total"]).unwrap_or_default(),
+        );
     }
     let f = &report["in_flight"];
     s.push_str(&format!(
