@@ -29,6 +29,7 @@ use crate::{
     report::{self, Check, KernelLogReport, SCHEMA_VERSION, Tool, Verdict},
     run, slub_stats,
     stop::{self, Stop},
+    view,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -423,9 +424,7 @@ pub fn render(doc: &serde_json::Value) -> String {
             s.push_str(&latency::render_json(&format!("{name}_{title}_ns"), &f[key]).unwrap_or_default());
         }
     }
-    for reason in doc["verdict"]["reasons"].as_array().into_iter().flatten() {
-        s.push_str(&format!("FAIL {}\n", reason.as_str().unwrap_or("")));
-    }
+    s.push_str(&view::verdict(doc));
     s
 }
 
@@ -480,11 +479,11 @@ mod tests {
         assert_eq!(r.free_call.as_ref().unwrap().all.count, 400);
         assert!(r.clock.is_none());
         assert_eq!(r.slub_stats.as_ref().unwrap()["alloc_fastpath"], 5);
-        let doc =
-            serde_json::json!({"frees": [serde_json::to_value(&r).unwrap()], "verdict": {"reasons": []}});
+        let doc = serde_json::json!({"frees": [serde_json::to_value(&r).unwrap()], "verdict": {"pass": true, "reasons": []}});
         let text = render(&doc);
         assert!(text.starts_with("kfree_nolock: 200 ± 0 pairs/s over 2 samples"), "{text}");
         assert!(text.contains("@kfree_nolock_kmalloc_nolock_ns: count 400 p50 1.000us"), "{text}");
+        assert!(text.ends_with("verdict: pass\n"), "{text}");
     }
 
     #[test]

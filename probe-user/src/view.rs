@@ -123,8 +123,14 @@ pub fn render(report: &Value) -> String {
     if report["slub_stats"]["available"] == Value::Bool(true) {
         s.push_str(&format!("SLUB_STATS: {}\n", report["slub_stats"]["explanation"].as_str().unwrap_or("")));
     }
+    s.push_str(&verdict(report));
+    s
+}
+
+/// The verdict line and one line per reason, for a run or a bench.
+pub fn verdict(report: &Value) -> String {
     let pass = report["verdict"]["pass"] == Value::Bool(true);
-    s.push_str(&format!("verdict: {}\n", if pass { "pass" } else { "FAIL" }));
+    let mut s = format!("verdict: {}\n", if pass { "pass" } else { "FAIL" });
     for r in report["verdict"]["reasons"].as_array().into_iter().flatten() {
         s.push_str(&format!("  {}\n", r.as_str().unwrap_or("")));
     }
