@@ -17,7 +17,7 @@ use aya::{
         perf_event::{HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use probe_common::{Attach, InFlight, LatencyStats, PathCounters, RunConfig, Trigger, TriggerCounters};
+use probe_common::{Attach, InFlight, LatencyStats, RunConfig, Trigger, TriggerCounters};
 
 use crate::latency;
 
