@@ -159,6 +159,12 @@ pub struct TriggerCounters {
     /// other calls were at the sites that hold a node's list_lock.
     pub calls_sheaves_lock: u64,
     pub calls_site_unknown: u64,
+
+    /// Calls made while one of the tool's own kmalloc_nolock() or free
+    /// calls was running on this CPU: the trigger fired inside it (for
+    /// `locked_kprobe`: under a lock that call took, so a free of the same
+    /// cache must fall back).
+    pub calls_nested: u64,
 }
 
 impl TriggerCounters {
@@ -189,6 +195,7 @@ impl TriggerCounters {
         self.bursts += other.bursts;
         self.calls_sheaves_lock += other.calls_sheaves_lock;
         self.calls_site_unknown += other.calls_site_unknown;
+        self.calls_nested += other.calls_nested;
     }
 }
 
@@ -478,7 +485,10 @@ pub mod observer_state {
     /// Time the tool's programs (observers and triggers) have run on this
     /// CPU, in ns: a timed call leaves out what ran inside it.
     pub const TOOL_NS: u32 = 2;
-    pub const COUNT: u32 = 3;
+    /// Depth of the triggers' allocations and frees on this CPU: a trigger
+    /// that fires while it is above 0 was set off by the tool's own call.
+    pub const IN_TRIGGER_CALL: u32 = 3;
+    pub const COUNT: u32 = 4;
 }
 
 /// What a trigger's timed call did: the second index of `CALL_STATS`

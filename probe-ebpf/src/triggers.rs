@@ -18,12 +18,13 @@ use aya_ebpf::{
 };
 use probe_common::{
     HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS, NolockObj,
-    RunConfig, Trigger, call_kind, ctx, held_slot,
+    RunConfig, Trigger, call_kind, ctx, held_slot, observer_state,
 };
 
 use crate::{
     counters::{
-        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, now, time_call,
+        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, now, state,
+        state_add, time_call,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
@@ -83,12 +84,20 @@ fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
         Some(LockedSite::Unknown) => count!(tag, calls_site_unknown),
         _ => {}
     }
+    // A hit inside another trigger's allocation or free (a hook that call
+    // passes, or an interrupt that landed in it) was set off by the tool,
+    // not by the kernel's own work: the report tells the two apart.
+    if state(observer_state::IN_TRIGGER_CALL) > 0 {
+        count!(tag, calls_nested);
+    }
+    state_add(observer_state::IN_TRIGGER_CALL, 1);
     let obj = allocate(tag, &cfg);
     if cfg.burst <= 1 || cpu >= MAX_HOLD_CPUS {
         release(&cfg, obj);
     } else {
         hold(tag, &cfg, cpu, obj);
     }
+    state_add(observer_state::IN_TRIGGER_CALL, -1);
     0
 }
 

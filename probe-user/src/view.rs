@@ -64,6 +64,23 @@ pub fn render(report: &Value) -> String {
             if unknown > 0 { format!(", site unknown {unknown}") } else { String::new() }
         ));
     }
+    let nested: Vec<String> = report["triggers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| u(&t["total"]["calls_nested"]) > 0)
+        .map(|t| {
+            format!(
+                "{} {} of {}",
+                t["name"].as_str().unwrap_or("?"),
+                u(&t["total"]["calls_nested"]),
+                u(&t["total"]["calls"])
+            )
+        })
+        .collect();
+    if !nested.is_empty() {
+        s.push_str(&format!("calls inside the tool's own allocations and frees: {}\n", nested.join(", ")));
+    }
     for x in report["unsupported"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "{:<28} unsupported: {}\n",
@@ -150,7 +167,7 @@ mod tests {
                           "total": {"calls": 7, "alloc_ctx": {"nmi": 7}},
                           "call_ns": {"alloc": {"count": 7, "p50_ns": 1500, "p99_ns": 9000, "max_ns": 12000}}},
                          {"name": "locked_kprobe", "intended": "any", "per_cpu": [],
-                          "total": {"calls": 10, "calls_sheaves_lock": 3, "calls_site_unknown": 0}}],
+                          "total": {"calls": 10, "calls_sheaves_lock": 3, "calls_site_unknown": 0, "calls_nested": 4}}],
             "unsupported": [{"trigger": "syscall", "reason": "the kernel has no sys_enter tracepoint"}],
             "latency": {"paths": [{"path": "fallback", "reclaimed": 7, "premature": 0, "stages": {"total": {
                 "count": 7, "min_ns": 1000, "p50_ns": 2000, "p90_ns": 3000, "p99_ns": 3000, "p999_ns": 3000,
@@ -171,6 +188,10 @@ mod tests {
         );
         assert!(
             text.contains("locked_kprobe calls by lock held: node list_lock 7, per-CPU sheaves lock 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("calls inside the tool's own allocations and frees: locked_kprobe 4 of 10\n"),
             "{text}"
         );
         assert!(

@@ -61,6 +61,15 @@ pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
                 n("fallback")
             ));
         }
+        // The fentry_deferred_work trigger's own allocations take slab locks
+        // inside the irq_work: the locked-slab kprobe fires there (nearly all
+        // its fallbacks), and the run must say it was the tool's call.
+        if n("calls_nested") == 0 {
+            problems.push(
+                "the locked-slab kprobe never fired inside the tool's own allocations (calls_nested 0)"
+                    .into(),
+            );
+        }
         // Both kinds of slab_attach_kprobe_locked() site: a node's list_lock
         // and this CPU's sheaves lock.
         let sheaves = n("calls_sheaves_lock");
@@ -405,6 +414,7 @@ mod tests {
         t["call_ns"]["free_fallback"]["count"] = json!(fallback);
         t["total"]["calls_sheaves_lock"] = json!(3);
         t["total"]["calls_site_unknown"] = json!(0);
+        t["total"]["calls_nested"] = json!(2);
         t
     }
 
@@ -555,6 +565,13 @@ mod tests {
             [
                 "the locked-slab kprobe fell back 6 times, but 5 kfree_rcu_nolock() calls were timed as fallbacks"
             ]
+        );
+
+        let mut r = good();
+        r["triggers"][0]["total"]["calls_nested"] = json!(0);
+        assert_eq!(
+            foundation_problems(&r, 2),
+            ["the locked-slab kprobe never fired inside the tool's own allocations (calls_nested 0)"]
         );
 
         let mut r = good();
