@@ -162,8 +162,8 @@ pub struct TriggerCounters {
 
     /// Calls made while one of the tool's own kmalloc_nolock() or free
     /// calls was running on this CPU: the trigger fired inside it (for
-    /// `locked_kprobe`: under a lock that call took, so a free of the same
-    /// cache must fall back).
+    /// `locked_kprobe`: under a slab lock that call took; where that is the
+    /// sheaves lock of its objects' cache, the free falls back).
     pub calls_nested: u64,
 }
 
