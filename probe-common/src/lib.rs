@@ -476,6 +476,11 @@ pub const MAX_BULK_RECORDS: u32 = 512;
 /// Entries of one kvfree_rcu list the reclaim observer walks.
 pub const MAX_LIST_ENTRIES: u32 = 1 << 16;
 
+/// The observer programs that count which path a kfree_rcu_nolock() took
+/// (into the rcu sheaf, or the fallback): each time the kernel skips one of
+/// them (its recursion misses), one free may be left without a path.
+pub const PATH_OBSERVERS: [&str; 2] = ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"];
+
 /// Per-CPU scratch state of the observers (`OBSERVER_STATE` slots).
 pub mod observer_state {
     /// Depth of `__kfree_rcu_sheaf()` calls on this CPU.

@@ -600,6 +600,16 @@ pub fn perf_source() -> PerfSource {
 mod tests {
     use super::*;
 
+    /// The programs whose misses excuse a free without a path are path
+    /// observers that every kernel gets.
+    #[test]
+    fn the_path_observers_are_hooked_on_every_kernel() {
+        for p in probe_common::PATH_OBSERVERS {
+            let o = OBSERVERS.iter().find(|o| o.program == p).unwrap_or_else(|| panic!("{p} is no observer"));
+            assert!(o.role == Role::Path && matches!(o.kernels, Kernels::All), "{p}");
+        }
+    }
+
     /// On either kind of kernel every observed function is hooked, the
     /// sheaf reclaim ones exactly once (twice would count nothing twice,
     /// but would hide which hook the kernel skipped).

@@ -303,8 +303,7 @@ fn once(setup: &Setup, runtime: &tokio::runtime::Runtime, stop: &mut Stop) -> Re
     let recursion_misses: BTreeMap<String, u64> =
         programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect();
     drop(probes);
-    let path_misses: u64 =
-        ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"].iter().filter_map(|p| recursion_misses.get(*p)).sum();
+    let path_misses: u64 = probe_common::PATH_OBSERVERS.iter().filter_map(|p| recursion_misses.get(*p)).sum();
     let slub_after = slub_stats::read(caches);
 
     let in_flight = InFlightReport {

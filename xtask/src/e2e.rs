@@ -11,10 +11,8 @@ pub fn foundation_problems(report: &Value, cpus: u32) -> Vec<String> {
         problems.push(format!("the verdict is not pass: {}", report["verdict"]["reasons"]));
     }
     let triggers = report["triggers"].as_array().cloned().unwrap_or_default();
-    let path_misses: u64 = ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"]
-        .iter()
-        .filter_map(|p| report["recursion_misses"][*p].as_u64())
-        .sum();
+    let path_misses: u64 =
+        probe_common::PATH_OBSERVERS.iter().filter_map(|p| report["recursion_misses"][*p].as_u64()).sum();
     for name in TRIGGERS {
         let Some(t) = triggers.iter().find(|t| t["name"] == name) else {
             problems.push(format!("trigger {name} is missing from the report"));
