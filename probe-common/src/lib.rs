@@ -5,6 +5,9 @@
 
 pub mod console;
 pub mod hist;
+#[cfg(feature = "serde")]
+mod names;
+pub mod programs;
 mod trigger;
 
 /// `BPF_NOLOCK_OBJ_MAGIC` of kernel-patches/0001: the first word of every
@@ -99,7 +102,7 @@ pub const MAX_TRIGGERS: u32 = 16;
 /// allocator's paths count the second, for the trigger's own objects only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TriggerCounters {
     /// Times the trigger's program ran (before the rate limit and CPU set).
     pub hits: u64,
@@ -112,7 +115,7 @@ pub struct TriggerCounters {
     /// Objects handed to `kfree_nolock()`.
     pub freed_nolock: u64,
     /// Objects by the context `bpf_kmalloc_nolock()` saw (`ctx::*`).
-    #[cfg_attr(feature = "user", serde(serialize_with = "pod::per_context"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::names::per_context"))]
     pub alloc_ctx: [u64; ctx::COUNT],
     /// Objects allocated with interrupts disabled.
     pub alloc_irqs_off: u64,
@@ -157,13 +160,16 @@ pub struct TriggerCounters {
     /// `slab_attach_kprobe_locked()` that hold the per-CPU sheaves lock,
     /// and calls whose site could not be told (see [`LockedSite`]); the
     /// other calls were at the sites that hold a node's list_lock.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub calls_sheaves_lock: u64,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub calls_site_unknown: u64,
 
     /// Calls made while one of the tool's own kmalloc_nolock() or free
     /// calls was running on this CPU: the trigger fired inside it (for
     /// `locked_kprobe`: under a slab lock that call took; where that is the
     /// sheaves lock of its objects' cache, the free falls back).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub calls_nested: u64,
 }
 
@@ -241,7 +247,7 @@ pub struct RunConfig {
     pub loader_tgid: u32,
     /// Non-zero: follow every object to its reclaim (latency, premature
     /// and lost objects). Zero measures the triggers without that cost.
-    pub track: u32,
+    pub follow: u32,
     /// The first `n_sheaves_lock_fns` of `sheaves_lock_fns` are the text
     /// ([start, end), from /proc/kallsyms) of the functions whose call of
     /// `slab_attach_kprobe_locked()` holds the per-CPU sheaves lock.
@@ -326,7 +332,7 @@ impl RunConfig {
         bulk_nr_records_off: 0,
         bulk_records_off: 0,
         loader_tgid: 0,
-        track: 1,
+        follow: 1,
         n_sheaves_lock_fns: 0,
         sheaves_lock_fns: [[0; 2]; MAX_SHEAVES_LOCK_FNS],
         kernel_text: [0; 2],
@@ -424,7 +430,7 @@ impl LatencyStats {
 /// Per-path counters (`PATH_COUNTERS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PathCounters {
     /// Objects given back after the grace period through this path.
     pub reclaimed: u64,
@@ -475,11 +481,6 @@ pub const MAX_SHEAF_OBJECTS: u32 = 256;
 pub const MAX_BULK_RECORDS: u32 = 512;
 /// Entries of one kvfree_rcu list the reclaim observer walks.
 pub const MAX_LIST_ENTRIES: u32 = 1 << 16;
-
-/// The observer programs that count which path a kfree_rcu_nolock() took
-/// (into the rcu sheaf, or the fallback): each time the kernel skips one of
-/// them (its recursion misses), one free may be left without a path.
-pub const PATH_OBSERVERS: [&str; 2] = ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"];
 
 /// Per-CPU scratch state of the observers (`OBSERVER_STATE` slots).
 pub mod observer_state {
@@ -594,17 +595,6 @@ pub const fn bench_slot(free: u32, op: u32) -> u32 {
 
 #[cfg(feature = "user")]
 mod pod {
-    use serde::ser::{SerializeMap, Serializer};
-
-    /// Per-context counts as an object keyed by context name.
-    pub fn per_context<S: Serializer>(counts: &[u64; super::ctx::COUNT], s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(counts.len()))?;
-        for (name, n) in super::ctx::NAMES.iter().zip(counts) {
-            map.serialize_entry(name, n)?;
-        }
-        map.end()
-    }
-
     // SAFETY: repr(C), only u64/u32 fields and arrays of them, no padding.
     unsafe impl aya::Pod for super::TriggerCounters {}
     // SAFETY: repr(C), u32/u64 fields laid out without padding.

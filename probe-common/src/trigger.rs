@@ -69,6 +69,19 @@ impl Intended {
             Intended::Any => "any",
         }
     }
+
+    pub const ALL: [Intended; 6] = [
+        Intended::Task,
+        Intended::Softirq,
+        Intended::Hardirq,
+        Intended::Nmi,
+        Intended::NmiOrHardirq,
+        Intended::Any,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Intended> {
+        Intended::ALL.iter().copied().find(|i| i.name() == name)
+    }
 }
 
 impl Trigger {

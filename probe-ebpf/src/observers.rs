@@ -25,7 +25,7 @@ use crate::{
 /// following, the magic and tag have to do.
 #[inline(always)]
 pub fn our_tag(obj: u64) -> Option<u32> {
-    if RUN_CONFIG.load().track != 0 {
+    if RUN_CONFIG.load().follow != 0 {
         // SAFETY: a copy of the map value.
         return unsafe { IN_FLIGHT.get(&obj) }.map(|s| s.tag);
     }

@@ -210,7 +210,7 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     // Followed until its reclaim. Inserted before the free, though no grace
     // period can end while this program runs: a broken kernel that frees at
     // once must still be caught.
-    if cfg.track != 0 {
+    if cfg.follow != 0 {
         let key = obj as u64;
         // SAFETY: `obj` is a valid object until it is released.
         let state = InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, ..Default::default() };

@@ -13,6 +13,19 @@ pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(dir).join("..").join(rel)
 }
 
+/// A run committed to results/, typed.
+pub fn committed_run(name: &str) -> probe_result::RunReport {
+    probe_result::Document::read_run(&repo_path("results").join(name)).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// A bench committed to results/, typed.
+pub fn committed_bench(name: &str) -> probe_result::BenchReport {
+    match probe_result::Document::read(&repo_path("results").join(name)).unwrap_or_else(|e| panic!("{e:#}")) {
+        probe_result::Document::Bench(b) => *b,
+        _ => panic!("{name} is not a bench"),
+    }
+}
+
 const KIND_INT: u32 = 1;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;

@@ -1,0 +1,144 @@
+//! A bench's result (`nolock-probe bench`): per free function, pairs per
+//! second with the spread of the samples, and each call's own time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ConsoleReport, Tool,
+    checks::{Check, Verdict},
+    dist::StageReport,
+    kernel::{KernelInfo, KernelLogReport, ProgramStats},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub schema_version: u32,
+    /// Tells a bench document from a run's (`results/bench.schema.json`).
+    pub benchmark: String,
+    pub tool: Tool,
+    pub kernel: KernelInfo,
+    pub plan: BenchPlan,
+    /// The kmalloc caches the objects come from.
+    pub caches: Vec<String>,
+    pub run: BenchRun,
+    pub frees: Vec<FreeReport>,
+    pub kernel_log: KernelLogReport,
+    pub programs: BTreeMap<String, ProgramStats>,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+    /// Added by `cargo xtask vm`: the whole guest console's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleReport>,
+}
+
+impl BenchReport {
+    pub fn free(&self, name: &str) -> Option<&FreeReport> {
+        self.frees.iter().find(|f| f.free == name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BenchPlan {
+    /// "bench": the name dashboards file the figures under.
+    pub scenario: String,
+    pub frees: Vec<String>,
+    pub samples: u32,
+    pub sample_s: u64,
+    pub warmup_s: u64,
+    pub cpus: Vec<u32>,
+    pub payload_size_bytes: u32,
+    pub gfp_zero: bool,
+    pub gfp_account: bool,
+    /// Allocations and frees per system call of a bench thread.
+    pub batch: u32,
+    /// The path observers were attached (`--observers`).
+    #[serde(default)]
+    pub observers: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BenchRun {
+    pub started_unix_s: u64,
+    pub elapsed_s: f64,
+    /// True when a signal cut the bench short; what was measured is kept.
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FreeReport {
+    /// `probe_common::BenchFree` name.
+    pub free: String,
+    /// Allocation and free pairs in the samples, all CPUs.
+    pub ops: u64,
+    pub alloc_failures: u64,
+    /// Pairs per second over all CPUs, one value per sample, and their
+    /// mean and spread.
+    pub ops_per_s: Spread,
+    pub per_cpu: Vec<CpuOps>,
+    /// Wall time of one pair on one CPU, from the mean rate: the calls,
+    /// the clock reads around them, and the bench thread's system call
+    /// shared by `batch` pairs.
+    pub ns_per_op: f64,
+    /// Each call's own time, in ns: bpf_kmalloc_nolock(), the free, and
+    /// an empty call (the timing's own cost, which each of the other two
+    /// includes once).
+    pub alloc: Option<StageReport>,
+    pub free_call: Option<StageReport>,
+    pub clock: Option<StageReport>,
+    /// The kernel's slab statistics over the samples (after minus before,
+    /// every user of the caches), or null without CONFIG_SLUB_STATS.
+    pub slub_stats: Option<BTreeMap<String, u64>>,
+    /// How long kvfree_rcu_barrier() took after the samples: until every
+    /// object freed so far was given back.
+    pub drain_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub stddev: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: Vec<f64>,
+}
+
+impl Spread {
+    pub fn of(samples: Vec<f64>) -> Spread {
+        let n = samples.len() as f64;
+        let mean = if samples.is_empty() { 0.0 } else { samples.iter().sum::<f64>() / n };
+        let var = if samples.len() > 1 {
+            samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Spread {
+            mean,
+            stddev: var.sqrt(),
+            min: samples.iter().copied().fold(f64::INFINITY, f64::min).min(mean),
+            max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(mean),
+            samples,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuOps {
+    pub cpu: u32,
+    pub ops: u64,
+    pub ops_per_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_is_the_sample_standard_deviation() {
+        let s = Spread::of(vec![10.0, 20.0, 30.0]);
+        assert_eq!((s.mean, s.min, s.max), (20.0, 10.0, 30.0));
+        assert!((s.stddev - 10.0).abs() < 1e-9, "{}", s.stddev);
+        assert_eq!(Spread::of(vec![5.0]).stddev, 0.0);
+    }
+}

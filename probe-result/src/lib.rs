@@ -1,0 +1,231 @@
+//! The result documents of nolock-probe, typed: what `run` and `bench`
+//! write, what `report`, `export`, `compare` and `validate` read, and what
+//! xtask's end-to-end tests hold a guest's result to. Nothing outside this
+//! crate reads a result by its JSON keys: a renamed field fails to load
+//! here, with the file and the field, instead of reading as 0 somewhere.
+//!
+//! Fields that results written by older versions lack carry
+//! `#[serde(default)]`, and the test at the end of this file loads every
+//! result committed to results/.
+
+pub mod bench;
+pub mod checks;
+pub mod dist;
+pub mod kernel;
+pub mod run;
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+pub use crate::{
+    bench::BenchReport,
+    checks::{Check, Verdict},
+    run::{Plan, RunReport},
+};
+
+/// Bumped whenever a field changes meaning or goes away. 2: `plan.latency`
+/// became `plan.follow` (objects followed to their reclaim); version 1
+/// documents still load.
+pub const SCHEMA_VERSION: u32 = 2;
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+impl Tool {
+    /// This tool, at `version` (the loader's CARGO_PKG_VERSION).
+    pub fn nolock_probe(version: &str) -> Tool {
+        Tool { name: "nolock-probe".into(), version: version.into() }
+    }
+}
+
+/// What `cargo xtask vm` found on the guest's whole console, added to the
+/// guest's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleReport {
+    /// The console log's path on the host.
+    pub log: String,
+    pub findings: Vec<kernel::Finding>,
+}
+
+/// What `cargo xtask vm` writes when the guest stopped before nolock-probe
+/// wrote its result: the console's findings and a failed verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incomplete {
+    pub schema_version: u32,
+    /// Always true: tells this document from a run's or a bench's.
+    pub incomplete: bool,
+    pub verdict: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleReport>,
+}
+
+/// Any result document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Document {
+    Run(Box<RunReport>),
+    Bench(Box<BenchReport>),
+    Incomplete(Incomplete),
+}
+
+impl Document {
+    /// Reads a document, telling a bench (it has `benchmark`) and a stub
+    /// (`incomplete`) from a run, and refusing schema versions this tool
+    /// does not know, in one sentence.
+    pub fn from_json(text: &str) -> Result<Document> {
+        let value: serde_json::Value = serde_json::from_str(text).context("it is not a JSON document")?;
+        let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
+        match version {
+            Some(v) if (OLDEST_SCHEMA_VERSION as u64..=SCHEMA_VERSION as u64).contains(&v) => {}
+            Some(v) => bail!(
+                "it has schema version {v}; this nolock-probe reads versions {OLDEST_SCHEMA_VERSION} to \
+                 {SCHEMA_VERSION}"
+            ),
+            None => bail!("it is not a nolock-probe result (no schema_version)"),
+        }
+        Ok(if value.get("incomplete").is_some() {
+            Document::Incomplete(serde_json::from_value(value).context("it is not a valid stub result")?)
+        } else if value.get("benchmark").is_some() {
+            Document::Bench(serde_json::from_value(value).context("it is not a valid bench result")?)
+        } else {
+            Document::Run(serde_json::from_value(value).context("it is not a valid run result")?)
+        })
+    }
+
+    /// [`Document::from_json`] of a file; errors name the file.
+    pub fn read(path: &Path) -> Result<Document> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Document::from_json(&text)
+            .with_context(|| format!("{} is not a result nolock-probe can read", path.display()))
+    }
+
+    /// A run's result, or a sentence saying what `path` is instead.
+    pub fn read_run(path: &Path) -> Result<RunReport> {
+        match Document::read(path)? {
+            Document::Run(r) => Ok(*r),
+            Document::Bench(_) => bail!("{} is a bench result, not a run's", path.display()),
+            Document::Incomplete(_) => {
+                bail!("{} is what was left of a run that never wrote its result", path.display())
+            }
+        }
+    }
+
+    pub fn to_json_pretty(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)? + "\n")
+    }
+
+    pub fn verdict(&self) -> &Verdict {
+        match self {
+            Document::Run(r) => &r.verdict,
+            Document::Bench(b) => &b.verdict,
+            Document::Incomplete(i) => &i.verdict,
+        }
+    }
+
+    /// Adds the guest console's findings; each fails the verdict.
+    pub fn add_console(&mut self, console: ConsoleReport) {
+        let (verdict, slot) = match self {
+            Document::Run(r) => (&mut r.verdict, &mut r.console),
+            Document::Bench(b) => (&mut b.verdict, &mut b.console),
+            Document::Incomplete(i) => (&mut i.verdict, &mut i.console),
+        };
+        for f in &console.findings {
+            verdict.fail(format!("console: [{}] {}", f.category, f.line));
+        }
+        *slot = Some(console);
+    }
+
+    /// The stub for a guest that stopped before nolock-probe wrote its
+    /// result.
+    pub fn incomplete(console: ConsoleReport) -> Document {
+        let mut doc = Document::Incomplete(Incomplete {
+            schema_version: SCHEMA_VERSION,
+            incomplete: true,
+            verdict: Verdict {
+                pass: false,
+                reasons: vec!["the guest stopped before nolock-probe wrote its report".into()],
+            },
+            console: None,
+        });
+        doc.add_console(console);
+        doc
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn repo_path(rel: &str) -> std::path::PathBuf {
+    // Read at run time: cargo may reuse a test binary built in another
+    // checkout (freshness by content), and `env!` would point into it.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    std::path::PathBuf::from(dir).join("..").join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every result committed to results/ loads, as what its name says it
+    /// is, and writes back to the same document (nothing it holds is lost
+    /// or invented by the model, beyond fields older versions lacked).
+    #[test]
+    fn every_committed_result_loads() {
+        let mut loaded = 0;
+        for e in std::fs::read_dir(repo_path("results")).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Results only: not the schemas or exports (`x.kind.json`).
+            if !name.ends_with(".json") || name.contains("schema") || name.matches('.').count() > 1 {
+                continue;
+            }
+            let doc = Document::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            match &doc {
+                Document::Bench(_) => assert!(name.starts_with("bench"), "{name} read as a bench"),
+                Document::Run(r) => {
+                    assert!(!name.starts_with("bench"), "{name} read as a run");
+                    assert!(!r.triggers.is_empty(), "{name} has no triggers");
+                }
+                Document::Incomplete(_) => panic!("{name} is a stub"),
+            }
+            let again = Document::from_json(&doc.to_json_pretty().unwrap()).unwrap();
+            assert_eq!(again, doc, "{name} does not survive a write and a read");
+            loaded += 1;
+        }
+        assert!(loaded >= 10, "only {loaded} results in results/");
+    }
+
+    #[test]
+    fn unknown_versions_and_other_documents_are_refused() {
+        let err = |text: &str| format!("{:#}", Document::from_json(text).unwrap_err());
+        assert!(
+            err(r#"{"schema_version": 99}"#).contains("schema version 99"),
+            "{}",
+            err(r#"{"schema_version": 99}"#)
+        );
+        assert!(err(r#"{"x": 1}"#).contains("not a nolock-probe result"));
+        assert!(err("[").contains("not a JSON document"));
+        // A run whose field was renamed fails to load, naming the field.
+        let text = std::fs::read_to_string(repo_path("results/vm-debug-20s.json")).unwrap();
+        let renamed = text.replacen("\"totals\"", "\"total_counts\"", 1);
+        assert!(err(&renamed).contains("totals"), "{}", err(&renamed));
+    }
+
+    #[test]
+    fn console_findings_fail_the_verdict_or_make_a_stub() {
+        let finding =
+            kernel::Finding { category: "lockdep".into(), line: "WARNING: inconsistent lock state".into() };
+        let console = ConsoleReport { log: "c.log".into(), findings: vec![finding] };
+        let stub = Document::incomplete(console.clone());
+        assert!(!stub.verdict().pass);
+        assert_eq!(stub.verdict().reasons.len(), 2);
+        assert_eq!(stub.verdict().reasons[1], "console: [lockdep] WARNING: inconsistent lock state");
+        let again = Document::from_json(&stub.to_json_pretty().unwrap()).unwrap();
+        assert!(matches!(again, Document::Incomplete(_)));
+    }
+}

@@ -1,0 +1,352 @@
+//! A run's result (`nolock-probe run`): what was planned, what each
+//! trigger did per CPU, where the objects went, and the verdict.
+
+use std::collections::BTreeMap;
+
+use probe_common::{Intended, Trigger, TriggerCounters, alloc_flags};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ConsoleReport, Tool,
+    checks::{Check, Verdict},
+    dist::{CallTimes, HistogramLayout, StageReport},
+    kernel::{BpfCost, CrossCheck, KernelInfo, KernelLogReport, ProgramStats},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub kernel: KernelInfo,
+    /// What the run did: scenario, triggers and parameters.
+    pub plan: Plan,
+    /// Triggers the scenario asked for that this kernel cannot run.
+    pub unsupported: Vec<Unsupported>,
+    /// Where NMIs came from when the nmi trigger ran.
+    #[serde(default)]
+    pub nmi_source: Option<NmiSourceReport>,
+    /// With --expedited-rate: the expedited grace periods asked for.
+    #[serde(default)]
+    pub expedited_gps: Option<ExpeditedReport>,
+    pub run: RunInfo,
+    pub load: LoadInfo,
+    pub triggers: Vec<TriggerReport>,
+    /// Sum over all triggers and CPUs.
+    pub totals: TriggerCounters,
+    pub latency: Latency,
+    pub in_flight: InFlightReport,
+    pub slub_stats: CrossCheck,
+    pub kernel_log: KernelLogReport,
+    /// Per BPF program: times the kernel skipped it because it was already
+    /// running on that CPU. Observations those runs would have made are
+    /// missing from the counts.
+    pub recursion_misses: BTreeMap<String, u64>,
+    /// What the kernel counted for each program (kernel.bpf_stats).
+    #[serde(default)]
+    pub programs: BTreeMap<String, ProgramStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_cost: Option<BpfCost>,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+    /// With --repeat: every run, this one (the last) included; their
+    /// spread is what `compare` weighs changes against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<RunReport>,
+    /// Added by `cargo xtask vm`: the whole guest console's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleReport>,
+}
+
+impl RunReport {
+    pub fn trigger(&self, t: Trigger) -> Option<&TriggerReport> {
+        self.triggers.iter().find(|r| r.name == t)
+    }
+
+    /// The runs whose spread a metric has: the repeats, or this run alone.
+    pub fn runs(&self) -> Vec<&RunReport> {
+        if self.repeats.is_empty() { vec![self] } else { self.repeats.iter().collect() }
+    }
+
+    /// One run, or with --repeat the last run with every run under
+    /// `repeats` and a verdict that fails if any run failed, each reason
+    /// saying which.
+    pub fn combine(runs: Vec<RunReport>) -> Option<RunReport> {
+        let mut last = runs.last()?.clone();
+        if runs.len() > 1 {
+            let reasons: Vec<String> = runs
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.verdict.reasons.iter().map(move |x| format!("repeat {}: {x}", i + 1)))
+                .collect();
+            last.verdict = Verdict { pass: reasons.is_empty(), reasons };
+            last.repeats = runs;
+        }
+        Some(last)
+    }
+
+    /// Recursion misses of the observers that decide a free's path.
+    pub fn path_misses(&self) -> u64 {
+        probe_common::programs::path_deciders().filter_map(|p| self.recursion_misses.get(p)).sum()
+    }
+}
+
+/// What a run does: the command line over the scenario over the defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub scenario: String,
+    pub triggers: Vec<Trigger>,
+    pub duration_s: u64,
+    pub payload_sizes_bytes: Vec<u32>,
+    pub gfp_zero: bool,
+    pub gfp_account: bool,
+    pub perf_frequency_hz: u64,
+    pub every_nth: u32,
+    /// Calls a second per trigger and CPU at most; 0: no limit.
+    #[serde(default)]
+    pub rate_per_cpu_hz: u32,
+    /// Empty: every online CPU.
+    pub cpus: Vec<u32>,
+    pub nolock_share_pct: u32,
+    pub burst: u32,
+    pub nmi_rate_hz: u32,
+    /// 0: no expedited grace periods asked for.
+    #[serde(default)]
+    pub expedited_rate_hz: u32,
+    pub load: bool,
+    /// Objects are followed to their reclaim (latency, premature-free and
+    /// lost-object checks); false with --no-follow. `latency` before
+    /// schema version 2.
+    #[serde(alias = "latency")]
+    pub follow: bool,
+}
+
+impl Plan {
+    pub fn alloc_flags(&self) -> u32 {
+        (if self.gfp_zero { alloc_flags::ZERO } else { 0 })
+            | (if self.gfp_account { alloc_flags::ACCOUNT } else { 0 })
+    }
+
+    /// The gap `--rate` leaves between two calls, in ns (0: no limit).
+    pub fn min_interval_ns(&self) -> u64 {
+        if self.rate_per_cpu_hz == 0 { 0 } else { 1_000_000_000 / u64::from(self.rate_per_cpu_hz) }
+    }
+
+    pub fn cpu_mask(&self) -> u64 {
+        self.cpus.iter().fold(0, |m, c| m | 1 << c)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsupported {
+    pub trigger: Trigger,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NmiSourceReport {
+    /// "sysrq-l" (NMI backtrace IPIs) or "pmu" (perf overflows).
+    pub kind: String,
+    pub rate_hz: u32,
+    /// sysrq-l requests made.
+    pub sent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpeditedReport {
+    pub rate_hz: u32,
+    /// synchronize_rcu() calls made, each an expedited grace period.
+    pub requested: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Seconds since the Unix epoch when the triggers were attached.
+    pub started_unix_s: u64,
+    /// Time the triggers were attached, in seconds.
+    pub elapsed_s: f64,
+    /// True when a signal cut the run short.
+    pub interrupted: bool,
+    pub cpus: Vec<u32>,
+    /// How long the drain (kvfree_rcu_barrier()) took after detaching, in ns.
+    pub drain_ns: u64,
+    /// The functions found in /proc/kallsyms whose calls of
+    /// `slab_attach_kprobe_locked()` count as sheaves-lock sites
+    /// (`calls_sheaves_lock`).
+    #[serde(default)]
+    pub sheaves_lock_functions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub enabled: bool,
+    /// Load operations (a /proc file opened, read and closed, and a burst
+    /// of 128 pipes opened and closed).
+    pub ops: u64,
+    pub ops_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerReport {
+    pub name: Trigger,
+    /// Where it was attached, e.g. `kprobe:slab_attach_kprobe_locked`.
+    pub attach: String,
+    /// The context it is meant to run in; `total.alloc_ctx` and each CPU's
+    /// say where the kernel saw it run.
+    pub intended: Intended,
+    pub per_cpu: Vec<CpuCounters>,
+    pub total: TriggerCounters,
+    /// How long the trigger's calls took, in ns, by what they did
+    /// (`probe_common::call_kind::NAMES`), over all CPUs.
+    #[serde(default)]
+    pub call_ns: BTreeMap<String, CallTimes>,
+}
+
+impl TriggerReport {
+    /// `per_cpu_values` is indexed by CPU id, as the per-CPU map returns
+    /// them. The CPUs in `cpus` are reported, and any other CPU where the
+    /// kernel or the drain did work for the trigger's objects (an RCU
+    /// callback, a burst freed after the run), so that nothing is left out
+    /// of the totals when `--cpus` names fewer CPUs.
+    pub fn new(trigger: Trigger, attach: String, cpus: &[u32], per_cpu_values: &[TriggerCounters]) -> Self {
+        let per_cpu: Vec<CpuCounters> = per_cpu_values
+            .iter()
+            .zip(0u32..)
+            .filter(|&(c, cpu)| cpus.contains(&cpu) || *c != TriggerCounters::default())
+            .map(|(c, cpu)| CpuCounters { cpu, counters: *c })
+            .collect();
+        let total = sum(per_cpu.iter().map(|c| &c.counters));
+        TriggerReport {
+            name: trigger,
+            attach,
+            intended: trigger.intended(),
+            per_cpu,
+            total,
+            call_ns: BTreeMap::new(),
+        }
+    }
+
+    /// Calls of `kinds` (call_kind names) that were timed.
+    pub fn timed(&self, kinds: &[&str]) -> u64 {
+        kinds.iter().filter_map(|k| self.call_ns.get(*k)).map(|d| d.all.count).sum()
+    }
+
+    pub fn calls_on(&self, cpu: u32) -> u64 {
+        self.per_cpu.iter().find(|c| c.cpu == cpu).map_or(0, |c| c.counters.calls)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuCounters {
+    pub cpu: u32,
+    #[serde(flatten)]
+    pub counters: TriggerCounters,
+}
+
+pub fn sum<'a>(it: impl IntoIterator<Item = &'a TriggerCounters>) -> TriggerCounters {
+    it.into_iter().fold(TriggerCounters::default(), |mut acc, c| {
+        acc.accumulate(c);
+        acc
+    })
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub histogram: HistogramLayout,
+    /// Per path that occurred: reclaimed and premature counts, and per
+    /// stage (total, queued, grace) the distribution in ns.
+    pub paths: Vec<PathReport>,
+}
+
+impl Latency {
+    pub fn path(&self, name: &str) -> Option<&PathReport> {
+        self.paths.iter().find(|p| p.path == name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathReport {
+    /// `probe_common::Path` name.
+    pub path: String,
+    pub reclaimed: u64,
+    pub premature: u64,
+    /// Premature objects freed after their sheaf's call_rcu().
+    #[serde(default)]
+    pub premature_after_call_rcu: u64,
+    /// By `probe_common::Stage` name: total, queued, grace.
+    pub stages: BTreeMap<String, StageReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InFlightReport {
+    /// Objects handed to kfree_rcu_nolock() and not yet reclaimed, sampled
+    /// once a second.
+    pub per_second: Vec<u64>,
+    pub peak: u64,
+    /// Still not reclaimed after the drain, in total and by trigger.
+    pub lost: u64,
+    pub lost_by_trigger: BTreeMap<String, u64>,
+    /// Objects not followed because the in-flight map was full.
+    pub untracked: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(calls: u64, sheaf: u64, fallback: u64) -> TriggerCounters {
+        TriggerCounters {
+            calls,
+            freed_rcu: calls,
+            sheaf,
+            fallback,
+            alloc_ctx: [0, 0, calls, 0],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_cpu_values_are_summed_over_the_reported_cpus() {
+        // The map returns one value per possible CPU; CPU 2 is not online,
+        // CPU 3 is not in the run but reclaimed two of its objects there.
+        let elsewhere = TriggerCounters { reclaimed: 2, ..Default::default() };
+        let values = [counters(10, 7, 3), counters(5, 5, 0), TriggerCounters::default(), elsewhere];
+        let t = TriggerReport::new(Trigger::LockedKprobe, "kprobe:x".into(), &[0, 1], &values);
+        assert_eq!(t.per_cpu.iter().map(|c| c.cpu).collect::<Vec<_>>(), [0, 1, 3]);
+        assert_eq!((t.total.calls, t.total.sheaf, t.total.fallback, t.total.reclaimed), (15, 12, 3, 2));
+        assert_eq!(t.total.alloc_ctx, [0, 0, 15, 0]);
+        assert_eq!(sum([&t.total, &t.total]).calls, 30);
+        assert_eq!((t.calls_on(1), t.calls_on(2)), (5, 0));
+    }
+
+    #[test]
+    fn json_shape_names_counters_and_contexts() {
+        let t = TriggerReport::new(
+            Trigger::FentryDeferredWork,
+            "fentry:f".into(),
+            &[1],
+            &[counters(0, 0, 0), counters(4, 4, 0)],
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["name"], "fentry_deferred_work");
+        assert_eq!(v["intended"], "any");
+        assert_eq!(v["per_cpu"][0]["cpu"], 1);
+        assert_eq!(v["per_cpu"][0]["calls"], 4);
+        assert_eq!(v["per_cpu"][0]["alloc_ctx"]["hardirq"], 4);
+        assert_eq!(v["total"]["sheaf"], 4);
+        let back: TriggerReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn old_plans_read_latency_as_follow() {
+        let text = r#"{"scenario": "default", "triggers": ["nmi"], "duration_s": 1, "payload_sizes_bytes": [0],
+            "gfp_zero": false, "gfp_account": false, "perf_frequency_hz": 1000, "every_nth": 1, "cpus": [],
+            "nolock_share_pct": 0, "burst": 1, "nmi_rate_hz": 2, "load": true, "latency": false}"#;
+        let p: Plan = serde_json::from_str(text).unwrap();
+        assert!(!p.follow);
+        assert_eq!(p.triggers, [Trigger::Nmi]);
+        assert_eq!(serde_json::to_value(&p).unwrap()["follow"], false);
+        let bad = text.replace("\"nmi\"", "\"nmj\"");
+        assert!(serde_json::from_str::<Plan>(&bad).unwrap_err().to_string().contains("nmj"));
+    }
+}

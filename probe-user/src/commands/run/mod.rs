@@ -1,0 +1,319 @@
+//! `nolock-probe run`: plan, then per repeat attach → stress → collect →
+//! judge, then write.
+
+mod plan;
+pub mod scenario;
+mod setup;
+mod watch;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use probe_common::Trigger;
+use probe_result::{
+    Document, RunReport, SCHEMA_VERSION, Tool, Verdict, checks,
+    kernel::BpfCost,
+    run::{ExpeditedReport, InFlightReport, Latency, LoadInfo, NmiSourceReport, RunInfo, TriggerReport},
+};
+
+pub use self::plan::cpus_in;
+use self::{setup::Setup, watch::Watched};
+use super::session::{self, Observed, Session};
+use crate::{
+    bpf::{Attachment, Probes},
+    judge::latency,
+    kernel::slub_stats,
+    render::{export, terminal},
+    stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::SysrqNmi, stop::Stop},
+};
+
+/// Options of `run`. Those left out come from the scenario, then from the
+/// defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// A named scenario (see `nolock-probe list`); default: `default`.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Run these triggers instead of the scenario's (repeat, or
+    /// comma-separate; `*` is every trigger).
+    #[arg(long = "trigger", value_delimiter = ',')]
+    pub triggers: Vec<String>,
+    /// How long to run, in seconds [default: 20].
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Write the JSON document here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Payload bytes after the 64-byte object header, 0..=4096; up to four
+    /// comma-separated sizes are mixed at random [default: 0].
+    #[arg(long = "payload-size", value_delimiter = ',')]
+    pub payload_sizes: Vec<u32>,
+    /// Allocate with __GFP_ZERO.
+    #[arg(long)]
+    pub zero: bool,
+    /// Allocate with __GFP_ACCOUNT.
+    #[arg(long)]
+    pub account: bool,
+    /// Perf event sampling frequency per CPU, in Hz [default: 1000].
+    #[arg(long)]
+    pub perf_frequency: Option<u64>,
+    /// Allocate on every Nth hit of a trigger on a CPU [default: 1].
+    #[arg(long)]
+    pub every_nth: Option<u32>,
+    /// At most this many calls a second of each trigger on each CPU, after
+    /// --every-nth [default: 0: no limit].
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Only these CPUs (comma-separated ids) [default: all online].
+    #[arg(long, value_delimiter = ',')]
+    pub cpus: Vec<u32>,
+    /// Percentage of objects freed with kfree_nolock() instead [default: 0].
+    #[arg(long)]
+    pub nolock_share: Option<u32>,
+    /// Objects a trigger holds on a CPU, one more per hit, before the hit
+    /// that completes the burst frees them all back to back, 1..=128
+    /// [default: 1: each is freed at once].
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// NMI backtrace IPIs per second (sysrq-l) for the nmi trigger where
+    /// the machine has no PMU [default: 2].
+    #[arg(long)]
+    pub nmi_rate: Option<u32>,
+    /// Expedited RCU grace periods asked for per second during the run
+    /// (synchronize_rcu() with /sys/kernel/rcu_expedited set); rcu sheaves
+    /// may then end on an expedited grace period [default: 0: none].
+    #[arg(long)]
+    pub expedited_rate: Option<u32>,
+    /// Do not run the built-in kmalloc/kfree load on every CPU.
+    #[arg(long)]
+    pub no_load: bool,
+    /// Do not follow objects to their reclaim (no latency, premature-free or
+    /// lost-object checks): measures what following costs.
+    #[arg(long, alias = "no-latency")]
+    pub no_follow: bool,
+    /// Run the whole stress N times; the result carries every run under
+    /// `repeats`, whose spread `compare` uses [default: 1].
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+    /// Also write the result in a dashboard format, as
+    /// `<output>.<kind>.json` next to --output (repeatable).
+    #[arg(long, value_enum)]
+    pub export: Vec<export::Format>,
+}
+
+/// Runs the stress and writes the result; returns whether every check
+/// passed.
+pub fn run(args: &RunArgs) -> Result<bool> {
+    let plan = plan::plan(args)?;
+    let mut session = Session::start(args.output.as_deref())?;
+    let setup = Setup::new(plan, args.triggers.is_empty(), &session)?;
+    let mut runs = Vec::new();
+    for i in 0..args.repeat {
+        if args.repeat > 1 {
+            eprintln!("nolock-probe: repeat {}/{}", i + 1, args.repeat);
+        }
+        let report = once(&setup, &mut session)?;
+        eprint!("{}", terminal::run(&report));
+        let interrupted = report.run.interrupted;
+        runs.push(report);
+        if interrupted {
+            break;
+        }
+    }
+    let document = Document::Run(Box::new(RunReport::combine(runs).context("no run was made")?));
+    session::write(&document, args.output.as_deref())?;
+    let prefix = args.output.clone().unwrap_or_else(|| "nolock-probe.json".into());
+    for &format in &args.export {
+        export::write(&document, format, &prefix)?;
+    }
+    Ok(document.verdict().pass)
+}
+
+/// One run: attach, stress, collect, judge.
+fn once(setup: &Setup, session: &mut Session) -> Result<RunReport> {
+    let observed = Observed::now();
+    let attached = attach(setup, session.preempt_rt)?;
+    let watched = stress(&attached, setup, session)?;
+    let mut report = collect(attached, setup, &session.online, watched, observed)?;
+    judge(&mut report);
+    Ok(report)
+}
+
+/// What is running during the stress.
+struct Attached {
+    probes: Probes,
+    attachments: Vec<Attachment>,
+    load: Option<LoadGen>,
+    sysrq: Option<SysrqNmi>,
+    expedited: Option<ExpeditedGps>,
+    slub_before: Option<slub_stats::Snapshot>,
+    started_unix_s: u64,
+    started: Instant,
+}
+
+/// Loads (the verifier takes about 20 s in the TCG guest: say so), then
+/// attaches the observers, starts the load, attaches the triggers and
+/// starts the NMI and expedited-grace-period sources.
+fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
+    let plan = &setup.plan;
+    eprintln!("nolock-probe: loading the BPF programs (the kernel verifies each)");
+    let loading = Instant::now();
+    let mut probes = Probes::load(&setup.cfg, &setup.triggers, preempt_rt)?;
+    eprintln!(
+        "nolock-probe: {} BPF programs loaded in {:.1}s",
+        probes.loaded(),
+        loading.elapsed().as_secs_f64()
+    );
+    probes.attach_observers(plan.follow)?;
+    let slub_before = slub_stats::read(&setup.caches);
+    let map_updates = setup.triggers.contains(&Trigger::MapUpdate);
+    let load = if plan.load { Some(LoadGen::start(&setup.cpus, map_updates)?) } else { None };
+    let attachments = probes.attach_triggers(&setup.triggers, &setup.cpus, plan.perf_frequency_hz)?;
+    let sysrq = if setup.triggers.contains(&Trigger::Nmi) && !setup.pmu {
+        Some(SysrqNmi::start(plan.nmi_rate_hz)?)
+    } else {
+        None
+    };
+    let expedited =
+        if plan.expedited_rate_hz > 0 { Some(ExpeditedGps::start(plan.expedited_rate_hz)?) } else { None };
+    eprintln!(
+        "nolock-probe: scenario {}: {} triggers attached on {} CPUs for {}s (Ctrl-C stops early and still reports)",
+        plan.scenario,
+        attachments.len(),
+        setup.cpus.len(),
+        plan.duration_s
+    );
+    for u in &setup.unsupported {
+        eprintln!("nolock-probe: trigger {} skipped: {}", u.trigger.name(), u.reason);
+    }
+    Ok(Attached {
+        probes,
+        attachments,
+        load,
+        sysrq,
+        expedited,
+        slub_before,
+        started_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        started: Instant::now(),
+    })
+}
+
+/// The stress itself: a progress line a second until the duration is over
+/// or a signal arrives.
+fn stress(a: &Attached, setup: &Setup, session: &mut Session) -> Result<Watched> {
+    let Session { runtime, stop, .. } = session;
+    let stop: &mut Stop = stop;
+    runtime.block_on(watch::watch(&a.probes, &setup.plan, a.load.as_ref(), a.started, stop))
+}
+
+/// Detaches the triggers, stops the sources, drains, reads the maps,
+/// unloads, and puts what the maps and the kernel counted into a result
+/// without checks.
+fn collect(
+    mut a: Attached,
+    setup: &Setup,
+    online: &[u32],
+    watched: Watched,
+    mut observed: Observed,
+) -> Result<RunReport> {
+    let plan = &setup.plan;
+    let elapsed_s = a.started.elapsed().as_secs_f64();
+    a.probes.detach_triggers();
+    let nmi_source = if setup.triggers.contains(&Trigger::Nmi) {
+        Some(match a.sysrq.as_mut() {
+            Some(s) => NmiSourceReport { kind: "sysrq-l".into(), rate_hz: plan.nmi_rate_hz, sent: s.stop() },
+            None => NmiSourceReport { kind: "pmu".into(), rate_hz: 0, sent: 0 },
+        })
+    } else {
+        None
+    };
+    let expedited_gps = a
+        .expedited
+        .as_mut()
+        .map(|e| ExpeditedReport { rate_hz: plan.expedited_rate_hz, requested: e.stop() });
+    let load_ops = a.load.as_mut().map(|l| {
+        l.stop();
+        l.ops()
+    });
+    eprintln!("nolock-probe: triggers detached, draining objects in flight");
+    let drain = a.probes.drain()?;
+
+    let mut triggers = Vec::new();
+    for at in &a.attachments {
+        let mut t =
+            TriggerReport::new(at.trigger, at.point.clone(), &setup.cpus, &a.probes.counters(at.trigger)?);
+        // The drain frees held objects on any CPU.
+        t.call_ns = latency::call_times(&a.probes.call_times(at.trigger, online)?);
+        triggers.push(t);
+    }
+    let totals = probe_result::run::sum(triggers.iter().map(|t| &t.total));
+    let lost_by_tag = a.probes.in_flight()?;
+    // RCU callbacks and the drain may reclaim on CPUs outside --cpus.
+    let paths = latency::path_reports(&a.probes.latency(online)?);
+    let programs = a.probes.program_stats()?;
+    drop(a.probes);
+    let slub_after = slub_stats::read(&setup.caches);
+    let in_flight = InFlightReport {
+        peak: watched.in_flight.iter().copied().max().unwrap_or(0),
+        per_second: watched.in_flight,
+        lost: lost_by_tag.values().sum(),
+        lost_by_trigger: lost_by_tag
+            .iter()
+            .map(|(tag, n)| (Trigger::ALL.get(*tag as usize).map_or("unknown", |t| t.name()).to_string(), *n))
+            .collect::<BTreeMap<_, _>>(),
+        untracked: totals.untracked,
+    };
+    let slub_stats = slub_stats::cross_check(
+        &setup.caches.join(" + "),
+        a.slub_before,
+        slub_after,
+        totals.sheaf + totals.retry_sheaf,
+        totals.sheaf_fail + totals.retry_sheaf_fail,
+    );
+    Ok(RunReport {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool::nolock_probe(env!("CARGO_PKG_VERSION")),
+        kernel: observed.kernel,
+        plan: plan.clone(),
+        unsupported: setup.unsupported.clone(),
+        nmi_source,
+        expedited_gps,
+        run: RunInfo {
+            started_unix_s: a.started_unix_s,
+            elapsed_s,
+            interrupted: watched.interrupted,
+            cpus: setup.cpus.clone(),
+            drain_ns: drain.as_nanos() as u64,
+            sheaves_lock_functions: setup.sheaves_lock_fns.clone(),
+        },
+        load: LoadInfo {
+            enabled: load_ops.is_some(),
+            ops: load_ops.unwrap_or(0),
+            ops_per_s: load_ops.map_or(0.0, |n| n as f64 / elapsed_s),
+        },
+        totals,
+        triggers,
+        latency: Latency { histogram: Default::default(), paths },
+        in_flight,
+        slub_stats,
+        kernel_log: observed.log.report(),
+        recursion_misses: programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect(),
+        bpf_cost: Some(BpfCost::new(&programs, elapsed_s, online.len())),
+        programs,
+        checks: Vec::new(),
+        verdict: Verdict::default(),
+        repeats: Vec::new(),
+        console: None,
+    })
+}
+
+/// The checks over what was collected, and the verdict they make.
+fn judge(report: &mut RunReport) {
+    report.checks = checks::of_run(report);
+    report.verdict = Verdict::of(&report.checks);
+}

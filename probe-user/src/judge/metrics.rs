@@ -1,0 +1,277 @@
+//! The numbers a dashboard tracks, taken from a result: what `export`
+//! publishes and `compare` gates on.
+
+use probe_result::{BenchReport, Document, RunReport, dist::Distribution};
+
+/// Which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Smaller,
+    Bigger,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Dotted name, e.g. `latency.fallback.total.p99_ns`.
+    pub name: String,
+    /// "ns", "calls/s", "ops/s", "objects" or "%".
+    pub unit: &'static str,
+    /// The mean over the repeats (the one value without repeats).
+    pub value: f64,
+    /// Smallest and largest over the repeats.
+    pub low: f64,
+    pub high: f64,
+    /// Standard deviation over the repeats (0 without repeats).
+    pub stddev: f64,
+    pub better: Better,
+    /// For a latency percentile, the samples beyond it in the smallest of
+    /// the repeats (count x (1 - q)): a p99 of 80 samples is just their
+    /// maximum. Infinite for other metrics.
+    pub tail_samples: f64,
+}
+
+/// One metric of one run, before the spread over repeats.
+struct Single {
+    name: String,
+    unit: &'static str,
+    value: f64,
+    better: Better,
+    tail_samples: f64,
+}
+
+fn single(name: String, unit: &'static str, value: f64, better: Better) -> Single {
+    Single { name, unit, value, better, tail_samples: f64::INFINITY }
+}
+
+/// The p50 and p99 of a distribution as `<prefix>.p50_ns` and
+/// `<prefix>.p99_ns`, with the samples beyond each.
+fn percentiles(prefix: &str, d: &Distribution) -> [Single; 2] {
+    let count = d.count as f64;
+    [("p50_ns", d.p50_ns, 0.5), ("p99_ns", d.p99_ns, 0.01)].map(|(q, v, beyond)| Single {
+        name: format!("{prefix}.{q}"),
+        unit: "ns",
+        value: v as f64,
+        better: Better::Smaller,
+        tail_samples: count * beyond,
+    })
+}
+
+/// The metrics of one run (without its repeats).
+fn of_one_run(r: &RunReport) -> Vec<Single> {
+    let elapsed = r.run.elapsed_s.max(1e-9);
+    let mut out =
+        vec![single("calls_per_s".into(), "calls/s", r.totals.calls as f64 / elapsed, Better::Bigger)];
+    for t in &r.triggers {
+        let name = t.name.name();
+        out.push(single(
+            format!("trigger.{name}.calls_per_s"),
+            "calls/s",
+            t.total.calls as f64 / elapsed,
+            Better::Bigger,
+        ));
+    }
+    // How long each trigger's calls took, by what they did.
+    for t in &r.triggers {
+        for (kind, d) in &t.call_ns {
+            out.extend(percentiles(&format!("trigger.{}.{kind}", t.name.name()), &d.all));
+        }
+    }
+    for (name, v) in [
+        ("alloc_fail", r.totals.alloc_fail),
+        ("premature", r.totals.premature),
+        ("untracked", r.totals.untracked),
+        ("lost", r.in_flight.lost),
+        ("in_flight_peak", r.in_flight.peak),
+    ] {
+        out.push(single(name.into(), "objects", v as f64, Better::Smaller));
+    }
+    // What the BPF programs cost (results before kernel.bpf_stats had none).
+    if let Some(c) = &r.bpf_cost {
+        out.push(single("bpf.trigger_cpu_pct".into(), "%", c.trigger_cpu_pct, Better::Smaller));
+        out.push(single("bpf.observer_cpu_pct".into(), "%", c.observer_cpu_pct, Better::Smaller));
+    }
+    if r.load.enabled {
+        out.push(single("load_ops_per_s".into(), "ops/s", r.load.ops_per_s, Better::Bigger));
+    }
+    for p in &r.latency.paths {
+        for (stage, d) in &p.stages {
+            out.extend(percentiles(&format!("latency.{}.{stage}", p.path), &d.all));
+        }
+    }
+    out
+}
+
+/// Every metric of a run; with repeats, mean and spread over them. A
+/// metric is kept when the first run has it.
+pub fn of_run(r: &RunReport) -> Vec<Metric> {
+    let per_run: Vec<Vec<Single>> = r.runs().into_iter().map(of_one_run).collect();
+    let mut out = Vec::new();
+    for first in &per_run[0] {
+        let found: Vec<&Single> =
+            per_run.iter().filter_map(|m| m.iter().find(|x| x.name == first.name)).collect();
+        let values: Vec<f64> = found.iter().map(|x| x.value).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        out.push(Metric {
+            name: first.name.clone(),
+            unit: first.unit,
+            value: mean,
+            low: values.iter().copied().fold(f64::INFINITY, f64::min),
+            high: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            stddev: var.sqrt(),
+            better: first.better,
+            tail_samples: found.iter().map(|x| x.tail_samples).fold(f64::INFINITY, f64::min),
+        });
+    }
+    out
+}
+
+/// The metrics of a bench, per free function: the rate with the spread of
+/// its samples, and the calls' percentiles.
+pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
+    let fixed = |s: Single| Metric {
+        name: s.name,
+        unit: s.unit,
+        value: s.value,
+        low: s.value,
+        high: s.value,
+        stddev: 0.0,
+        better: s.better,
+        tail_samples: s.tail_samples,
+    };
+    let mut out = Vec::new();
+    for f in &b.frees {
+        let r = &f.ops_per_s;
+        out.push(Metric {
+            name: format!("{}.ops_per_s", f.free),
+            unit: "ops/s",
+            value: r.mean,
+            low: r.min,
+            high: r.max,
+            stddev: r.stddev,
+            better: Better::Bigger,
+            tail_samples: f64::INFINITY,
+        });
+        out.push(fixed(single(
+            format!("{}.alloc_failures", f.free),
+            "objects",
+            f.alloc_failures as f64,
+            Better::Smaller,
+        )));
+        for (call, d) in [("alloc", &f.alloc), ("free_call", &f.free_call)] {
+            if let Some(d) = d {
+                out.extend(percentiles(&format!("{}.{call}", f.free), &d.all).map(fixed));
+            }
+        }
+    }
+    out
+}
+
+/// Every metric of a result document (none for a stub).
+pub fn of(doc: &Document) -> Vec<Metric> {
+    match doc {
+        Document::Run(r) => of_run(r),
+        Document::Bench(b) => of_bench(b),
+        Document::Incomplete(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use probe_result::{
+        bench::{FreeReport, Spread},
+        dist::{CallTimes, StageReport},
+        run::PathReport,
+    };
+
+    use super::*;
+    use crate::testing;
+
+    /// A committed run, made to have `calls` calls in 10 s and a fallback
+    /// path whose total p50 is half `p99` and its p99 `p99`, from 5000
+    /// objects.
+    pub fn report(calls: u64, p99: u64) -> RunReport {
+        let mut r = testing::committed_run("vm-debug-20s.json");
+        r.run.elapsed_s = 10.0;
+        r.totals.calls = calls;
+        r.triggers.truncate(1);
+        r.triggers[0].total.calls = calls;
+        r.triggers[0].call_ns.clear();
+        r.triggers[0].call_ns.insert(
+            "free_fallback".into(),
+            CallTimes {
+                all: Distribution { count: 100, p50_ns: 3000, p99_ns: 9000, ..Default::default() },
+                histogram: vec![],
+            },
+        );
+        r.load.ops_per_s = 500.0;
+        let total = StageReport {
+            all: Distribution { count: 5000, p50_ns: p99 / 2, p99_ns: p99, ..Default::default() },
+            ..Default::default()
+        };
+        r.latency.paths = vec![PathReport {
+            path: "fallback".into(),
+            reclaimed: 5000,
+            stages: [("total".to_string(), total)].into_iter().collect(),
+            ..Default::default()
+        }];
+        r.repeats.clear();
+        r
+    }
+
+    #[test]
+    fn metrics_have_names_units_and_directions() {
+        let m = of_run(&report(1000, 2_000_000));
+        let get = |n: &str| m.iter().find(|x| x.name == n).unwrap_or_else(|| panic!("no {n}")).clone();
+        assert_eq!(get("calls_per_s").value, 100.0);
+        assert_eq!(get("calls_per_s").better, Better::Bigger);
+        assert_eq!(get("latency.fallback.total.p99_ns").value, 2_000_000.0);
+        assert_eq!(get("latency.fallback.total.p99_ns").unit, "ns");
+        assert_eq!(get("lost").better, Better::Smaller);
+        assert_eq!(get("trigger.locked_kprobe.calls_per_s").unit, "calls/s");
+        let fallback = get("trigger.locked_kprobe.free_fallback.p99_ns");
+        assert_eq!((fallback.value, fallback.unit, fallback.tail_samples), (9000.0, "ns", 1.0));
+        assert_eq!(get("load_ops_per_s").value, 500.0);
+    }
+
+    #[test]
+    fn a_bench_gives_rates_with_their_spread_and_call_percentiles() {
+        let mut b = testing::committed_bench("bench-debug.json");
+        let d = |count, p50_ns, p99_ns| StageReport {
+            all: Distribution { count, p50_ns, p99_ns, ..Default::default() },
+            ..Default::default()
+        };
+        b.frees = vec![FreeReport {
+            free: "kfree_rcu_nolock".into(),
+            ops_per_s: Spread { mean: 90000.0, stddev: 5000.0, min: 80000.0, max: 95000.0, samples: vec![] },
+            alloc: Some(d(200000, 9000, 49000)),
+            free_call: Some(d(200000, 6000, 22000)),
+            ..Default::default()
+        }];
+        let m = of_bench(&b);
+        let get = |n: &str| m.iter().find(|x| x.name == n).unwrap().clone();
+        let rate = get("kfree_rcu_nolock.ops_per_s");
+        assert_eq!(
+            (rate.value, rate.stddev, rate.low, rate.better),
+            (90000.0, 5000.0, 80000.0, Better::Bigger)
+        );
+        assert_eq!(get("kfree_rcu_nolock.free_call.p99_ns").value, 22000.0);
+        assert_eq!(get("kfree_rcu_nolock.alloc.p50_ns").tail_samples, 100000.0);
+        assert_eq!(m.len(), 6);
+    }
+
+    #[test]
+    fn repeats_give_mean_and_spread() {
+        let mut r = report(1000, 10);
+        r.repeats = vec![report(1000, 10), report(3000, 30)];
+        let m = of_run(&r);
+        let c = m.iter().find(|x| x.name == "calls_per_s").unwrap();
+        assert_eq!((c.value, c.low, c.high), (200.0, 100.0, 300.0));
+        assert!((c.stddev - 141.42).abs() < 0.01, "{}", c.stddev);
+    }
+}
