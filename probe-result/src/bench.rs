@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ConsoleReport, Tool,
-    checks::{Check, Verdict},
     dist::StageReport,
     kernel::{KernelInfo, KernelLogReport, ProgramStats},
+    verdict::{Check, Verdict},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

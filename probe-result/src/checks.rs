@@ -2,50 +2,13 @@
 //! used by `run` and `bench` to judge, and by xtask's end-to-end tests,
 //! which hold a guest's result to the same functions instead of copies.
 
-use probe_common::{TriggerCounters, programs};
-use serde::{Deserialize, Serialize};
+use probe_common::{TriggerCounters, call_kind, programs};
 
+pub use crate::verdict::{Check, Verdict};
 use crate::{
     kernel::{CrossCheck, KernelLogReport},
     run::{InFlightReport, PathReport, RunReport, TriggerReport},
 };
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub pass: bool,
-    pub detail: String,
-}
-
-impl Check {
-    fn new(name: &str, pass: bool, detail: String) -> Check {
-        Check { name: name.into(), pass, detail }
-    }
-
-    /// The verdict's line for this check when it fails.
-    pub fn reason(&self) -> String {
-        format!("{}: {}", self.name, self.detail)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
-    pub pass: bool,
-    /// One line per failed check.
-    pub reasons: Vec<String>,
-}
-
-impl Verdict {
-    pub fn of(checks: &[Check]) -> Verdict {
-        let reasons: Vec<String> = checks.iter().filter(|c| !c.pass).map(Check::reason).collect();
-        Verdict { pass: reasons.is_empty(), reasons }
-    }
-
-    pub fn fail(&mut self, reason: String) {
-        self.pass = false;
-        self.reasons.push(reason);
-    }
-}
 
 /// Every check of a run, from what it collected (everything in `r` but
 /// its checks and verdict). Without following objects (`--no-follow`)
@@ -77,7 +40,7 @@ pub fn reclaim_misses(r: &RunReport) -> u64 {
 /// interrupt that landed inside one).
 pub fn paths_add_up(t: &TriggerReport, path_misses: u64) -> Check {
     let c = &t.total;
-    let unseen = t.timed(&["free_unseen"]);
+    let unseen = t.timed(&[call_kind::FREE_UNSEEN]);
     let paths = c.sheaf + c.fallback;
     Check::new(
         "paths_add_up",
@@ -114,9 +77,14 @@ pub fn trigger_checks(triggers: &[TriggerReport], path_misses: u64) -> Vec<Check
             ),
         ));
         let (allocs, frees, nolock) = (
-            t.timed(&["alloc", "alloc_failed"]),
-            t.timed(&["free_sheaf", "free_sheaf_call_rcu", "free_fallback", "free_unseen"]),
-            t.timed(&["free_nolock"]),
+            t.timed(&[call_kind::ALLOC, call_kind::ALLOC_FAILED]),
+            t.timed(&[
+                call_kind::FREE_SHEAF,
+                call_kind::FREE_SHEAF_CALL_RCU,
+                call_kind::FREE_FALLBACK,
+                call_kind::FREE_UNSEEN,
+            ]),
+            t.timed(&[call_kind::FREE_NOLOCK]),
         );
         out.push(Check::new(
             "calls_timed",

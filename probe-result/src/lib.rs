@@ -13,6 +13,7 @@ pub mod checks;
 pub mod dist;
 pub mod kernel;
 pub mod run;
+pub mod verdict;
 
 use std::path::Path;
 
@@ -21,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::{
     bench::BenchReport,
-    checks::{Check, Verdict},
     run::{Plan, RunReport},
+    verdict::{Check, Verdict},
 };
 
 /// Bumped whenever a field changes meaning or goes away. 2: `plan.latency`

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use probe_common::{Intended, Trigger, TriggerCounters, alloc_flags};
+use probe_common::{Intended, Stage, Trigger, TriggerCounters, alloc_flags, call_kind};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     ConsoleReport, Tool,
-    checks::{Check, Verdict},
     dist::{CallTimes, HistogramLayout, StageReport},
     kernel::{BpfCost, CrossCheck, KernelInfo, KernelLogReport, ProgramStats},
+    verdict::{Check, Verdict},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,9 +225,13 @@ impl TriggerReport {
         }
     }
 
-    /// Calls of `kinds` (call_kind names) that were timed.
-    pub fn timed(&self, kinds: &[&str]) -> u64 {
-        kinds.iter().filter_map(|k| self.call_ns.get(*k)).map(|d| d.all.count).sum()
+    /// Calls of `kinds` (`probe_common::call_kind`) that were timed.
+    pub fn timed(&self, kinds: &[u32]) -> u64 {
+        kinds
+            .iter()
+            .filter_map(|&k| self.call_ns.get(call_kind::NAMES[k as usize]))
+            .map(|d| d.all.count)
+            .sum()
     }
 
     pub fn calls_on(&self, cpu: u32) -> u64 {
@@ -274,6 +278,12 @@ pub struct PathReport {
     pub premature_after_call_rcu: u64,
     /// By `probe_common::Stage` name: total, queued, grace.
     pub stages: BTreeMap<String, StageReport>,
+}
+
+impl PathReport {
+    pub fn stage(&self, stage: Stage) -> Option<&StageReport> {
+        self.stages.get(stage.name())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

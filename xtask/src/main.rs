@@ -6,7 +6,7 @@ mod e2e;
 mod kernel;
 mod root;
 mod step;
-mod tests;
+mod test;
 mod vm;
 
 use std::{
@@ -45,7 +45,7 @@ enum Cmd {
     Vm(VmArgs),
     /// Run the tests: unit, checkpatch, the refusal on an unpatched kernel
     /// and the end-to-end run in the VM.
-    Test(tests::TestArgs),
+    Test(test::TestArgs),
     /// Run checkpatch.pl --strict on kernel-patches/.
     Checkpatch,
 }
@@ -209,7 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Build => println!("{}", ctx.build()?.loader.display()),
         Cmd::Checkpatch => {
             ctx.ensure_root()?;
-            tests::checkpatch(&ctx)?;
+            test::checkpatch(&ctx)?;
         }
         Cmd::Vm(v) => {
             let image = ctx.kernel(&v.kernel.flavor, &v.kernel.faults, v.kernel.source)?;
@@ -243,7 +243,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("{why}");
             }
         }
-        Cmd::Test(t) => return tests::run(&ctx, &t),
+        Cmd::Test(t) => return test::run(&ctx, &t),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context, Result};
 
 use probe_common::console;
+use probe_result::{ConsoleReport, Document, kernel::Finding};
 
 use crate::{kernel::Image, root::Root};
 
@@ -143,35 +144,20 @@ fn cmdline() -> String {
     c
 }
 
-/// Adds the console's findings to a guest report (or to a stub when the
-/// guest wrote none) and fails its verdict when there are any.
-pub fn with_console(
-    report: Option<serde_json::Value>,
-    findings: &[(String, String)],
-    log: &Path,
-) -> serde_json::Value {
-    use serde_json::{Value, json};
-    let mut report = report.unwrap_or_else(|| {
-        json!({
-            "schema_version": 1,
-            "incomplete": true,
-            "verdict": {"pass": false, "reasons": ["the guest stopped before nolock-probe wrote its report"]},
-        })
-    });
-    let list: Vec<Value> = findings.iter().map(|(c, l)| json!({"category": c, "line": l})).collect();
-    report["console"] = json!({"log": log.display().to_string(), "findings": list});
-    if !findings.is_empty() {
-        report["verdict"]["pass"] = Value::Bool(false);
-        if !report["verdict"]["reasons"].is_array() {
-            report["verdict"]["reasons"] = json!([]);
+/// Adds the console's findings to the guest's result (or to a stub when
+/// the guest wrote none); any finding fails the verdict.
+pub fn with_console(report: Option<Document>, findings: &[(String, String)], log: &Path) -> Document {
+    let console = ConsoleReport {
+        log: log.display().to_string(),
+        findings: findings.iter().map(|(c, l)| Finding { category: c.clone(), line: l.clone() }).collect(),
+    };
+    match report {
+        Some(mut doc) => {
+            doc.add_console(console);
+            doc
         }
-        if let Some(reasons) = report["verdict"]["reasons"].as_array_mut() {
-            for (c, l) in findings {
-                reasons.push(Value::String(format!("console: [{c}] {l}")));
-            }
-        }
+        None => Document::incomplete(console),
     }
-    report
 }
 
 /// Console lines that are not findings although a pattern matches them:
@@ -345,15 +331,15 @@ impl VmRun<'_> {
         let report = if text.trim().is_empty() {
             None
         } else {
-            Some(serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
-                format!("the JSON that came back from the guest is damaged (see {})", serial_json.display())
+            Some(Document::from_json(&text).with_context(|| {
+                format!("the result that came back from the guest is damaged (see {})", serial_json.display())
             })?)
         };
         // The guest's report, or a stub when the guest never wrote one, with
         // the whole console's findings; any finding fails the verdict.
         if report.is_some() || !outcome.findings.is_empty() {
             let report = with_console(report, &outcome.findings, &console_log);
-            fs::write(&self.json_out, serde_json::to_string_pretty(&report)? + "\n")?;
+            fs::write(&self.json_out, report.to_json_pretty()?)?;
             outcome.json = Some(self.json_out.clone());
         }
         let _ = fs::remove_dir_all(&work);
@@ -395,16 +381,19 @@ mod tests {
     #[test]
     fn console_findings_fail_the_report_or_make_a_stub() {
         let findings = vec![("lockdep".to_string(), "WARNING: inconsistent lock state".to_string())];
-        let guest = serde_json::json!({"verdict": {"pass": true, "reasons": []}, "triggers": []});
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        let guest = Document::read(&PathBuf::from(dir).join("../results/vm-debug-20s.json")).unwrap();
+        assert!(guest.verdict().pass);
         let r = with_console(Some(guest.clone()), &findings, Path::new("c.log"));
-        assert_eq!(r["verdict"]["pass"], false);
-        assert_eq!(r["verdict"]["reasons"][0], "console: [lockdep] WARNING: inconsistent lock state");
-        assert_eq!(r["console"]["findings"][0]["category"], "lockdep");
+        assert!(!r.verdict().pass);
+        assert_eq!(r.verdict().reasons, ["console: [lockdep] WARNING: inconsistent lock state"]);
+        let Document::Run(run) = &r else { panic!("not a run") };
+        assert_eq!(run.console.as_ref().unwrap().findings[0].category, "lockdep");
         let r = with_console(Some(guest), &[], Path::new("c.log"));
-        assert_eq!(r["verdict"]["pass"], true);
+        assert!(r.verdict().pass);
         let stub = with_console(None, &findings, Path::new("c.log"));
-        assert_eq!(stub["incomplete"], true);
-        assert_eq!(stub["verdict"]["reasons"].as_array().unwrap().len(), 2);
+        assert!(matches!(stub, Document::Incomplete(_)));
+        assert_eq!(stub.verdict().reasons.len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use probe_common::Stage;
 use probe_result::{RunReport, run::PathReport};
 
 use super::terminal::human_ns;
@@ -40,8 +41,7 @@ pub fn render(report: &RunReport) -> String {
 
     // One shared log2 time axis for all paths, so they can be compared.
     let buckets = |p: &PathReport| -> Vec<(f64, f64, f64)> {
-        p.stages
-            .get("total")
+        p.stage(Stage::Total)
             .into_iter()
             .flat_map(|t| &t.histogram)
             .map(|b| ((b.low_ns as f64).max(1.0), (b.high_ns as f64).min(1e12), b.count as f64))
@@ -57,7 +57,7 @@ pub fn render(report: &RunReport) -> String {
         let base = top + PANEL - 30.0;
         let bs = buckets(p);
         let peak = bs.iter().map(|b| b.2).fold(1.0, f64::max);
-        let d = p.stages.get("total").map(|t| t.all.clone()).unwrap_or_default();
+        let d = p.stage(Stage::Total).map(|t| t.all.clone()).unwrap_or_default();
         let label = format!(
             "{}: {} objects, p50 {}, p99 {}, max {}",
             p.path,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use probe_common::{Trigger, TriggerCounters, hist};
+use probe_common::{Stage, Trigger, TriggerCounters, hist};
 use probe_result::{
     BenchReport, Document, RunReport, Verdict,
     dist::{Bucket, Distribution},
@@ -144,7 +144,7 @@ pub fn run(r: &RunReport) -> String {
     }
     for p in &r.latency.paths {
         s.push_str(&format!("\npath {}: {} reclaimed, {} premature\n", p.path, p.reclaimed, p.premature));
-        if let (Some(q), Some(g)) = (p.stages.get("queued"), p.stages.get("grace")) {
+        if let (Some(q), Some(g)) = (p.stage(Stage::Queued), p.stage(Stage::Grace)) {
             let what = if p.path == "fallback" { "deferred work" } else { "sheaf fill" };
             s.push_str(&format!(
                 "  wait = {what} (p50 {}, p99 {}) + grace period (p50 {}, p99 {})\n",
@@ -154,7 +154,7 @@ pub fn run(r: &RunReport) -> String {
                 human_ns(g.all.p99_ns)
             ));
         }
-        if let Some(total) = p.stages.get("total") {
+        if let Some(total) = p.stage(Stage::Total) {
             s.push_str(&histogram(&format!("{}_total", p.path), &total.all, &total.histogram));
         }
     }
