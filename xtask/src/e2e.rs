@@ -4,7 +4,7 @@
 //! the verdict itself are probe_result::checks, which the run applied;
 //! nothing here repeats them.
 
-use probe_common::{Intended, Stage, Trigger, call_kind};
+use probe_common::{Intended, Path, Stage, Trigger, call_kind};
 use probe_result::{BenchReport, Document, RunReport};
 
 /// The default scenario's triggers, each of which must fire on every CPU.
@@ -29,28 +29,15 @@ pub fn foundation_problems(report: &RunReport, cpus: u32) -> Vec<String> {
             }
         }
     }
+    problems.extend(fallbacks_timed(report));
+    // How often the locked-slab kprobe falls back here depends on whether
+    // the deferred-work feedback loop ignites (NOTES.md): about every
+    // other 10 s run on the debug kernel under TCG it has 0 nested hits and
+    // 0 to 3 fallbacks, otherwise about a thousand of each. So neither is
+    // demanded of this run; `reentry_problems` demands them of `all`,
+    // whose re-entry triggers are nested and fall back by design.
     if let Some(t) = report.trigger(Trigger::LockedKprobe) {
         let c = &t.total;
-        if c.fallback == 0 {
-            problems.push("the locked-slab kprobe never fell back to defer_kfree_rcu()".into());
-        }
-        // Each fallback was timed as one, inside its kfree_rcu_nolock() call.
-        let timed = t.timed(&[call_kind::FREE_FALLBACK]);
-        if timed != c.fallback {
-            problems.push(format!(
-                "the locked-slab kprobe fell back {} times, but {timed} kfree_rcu_nolock() calls were timed as fallbacks",
-                c.fallback
-            ));
-        }
-        // The fentry_deferred_work trigger's own allocations take slab locks
-        // inside the irq_work: the locked-slab kprobe fires there (nearly all
-        // its fallbacks), and the run must say it was the tool's call.
-        if c.calls_nested == 0 {
-            problems.push(
-                "the locked-slab kprobe never fired inside the tool's own allocations (calls_nested 0)"
-                    .into(),
-            );
-        }
         // Both kinds of slab_attach_kprobe_locked() site: a node's list_lock
         // and this CPU's sheaves lock.
         let list_lock = c.calls.saturating_sub(c.calls_sheaves_lock + c.calls_site_unknown);
@@ -65,15 +52,34 @@ pub fn foundation_problems(report: &RunReport, cpus: u32) -> Vec<String> {
     problems
 }
 
+/// Each fallback of each trigger was timed as one, inside its
+/// kfree_rcu_nolock() call.
+fn fallbacks_timed(report: &RunReport) -> Vec<String> {
+    report
+        .triggers
+        .iter()
+        .filter(|t| t.timed(&[call_kind::FREE_FALLBACK]) != t.total.fallback)
+        .map(|t| {
+            format!(
+                "trigger {} fell back {} times, but {} kfree_rcu_nolock() calls were timed as fallbacks",
+                t.name.name(),
+                t.total.fallback,
+                t.timed(&[call_kind::FREE_FALLBACK])
+            )
+        })
+        .collect()
+}
+
 /// Every problem with the verification part of a healthy run: objects
 /// were followed (so the verdict judged premature and lost objects),
-/// latency for each path with its stages, the kernel's own counters read.
-pub fn verification_problems(report: &RunReport) -> Vec<String> {
+/// latency for each of `paths` with its stages, the kernel's own counters
+/// read.
+pub fn verification_problems(report: &RunReport, paths: &[Path]) -> Vec<String> {
     let mut problems = Vec::new();
     if !report.plan.follow {
         problems.push("the run did not follow objects to their reclaim".into());
     }
-    for want in ["sheaf_immediate", "sheaf_deferred", "fallback"] {
+    for want in paths.iter().map(|p| p.name()) {
         match report.latency.path(want) {
             None => problems.push(format!("no latency for path {want}")),
             Some(p) => {
@@ -147,6 +153,27 @@ pub fn all_problems(report: &RunReport, min_kinds: usize, rt: bool) -> Vec<Strin
     if ran < min_kinds {
         problems.push(format!("only {ran} trigger kinds fired, fewer than {min_kinds}"));
     }
+    problems
+}
+
+/// What the `all` scenario must show of the tool's own re-entry: the
+/// trigger on `__kfree_rcu_sheaf()` fires inside the tool's own frees, so
+/// its calls count as nested; the one on `barn_get_empty_sheaf()` fires
+/// with the sheaves lock held, so its frees fall back; every fallback was
+/// timed as one; and the fallen-back objects were followed to their
+/// reclaim.
+pub fn reentry_problems(report: &RunReport) -> Vec<String> {
+    let mut problems = fallbacks_timed(report);
+    let by_design =
+        [(Trigger::FentryKfreeRcuSheaf, "nested"), (Trigger::FentryBarnGetEmptySheaf, "fell back")];
+    for (trigger, what) in by_design {
+        let Some(t) = report.trigger(trigger) else { continue };
+        let n = if trigger == Trigger::FentryKfreeRcuSheaf { t.total.calls_nested } else { t.total.fallback };
+        if t.total.calls > 0 && n == 0 {
+            problems.push(format!("trigger {} made {} calls, none {what}", trigger.name(), t.total.calls));
+        }
+    }
+    problems.extend(verification_problems(report, &[Path::Fallback]));
     problems
 }
 
@@ -321,10 +348,12 @@ mod tests {
         Verdict { pass: false, reasons: vec![reason.into()] }
     }
 
+    const PATHS: [Path; 3] = [Path::SheafImmediate, Path::SheafDeferred, Path::Fallback];
+
     #[test]
     fn a_good_run_passes() {
         assert_eq!(foundation_problems(&good(), 2), Vec::<String>::new());
-        assert_eq!(verification_problems(&good()), Vec::<String>::new());
+        assert_eq!(verification_problems(&good(), &PATHS), Vec::<String>::new());
     }
 
     fn locked(r: &mut RunReport) -> &mut TriggerReport {
@@ -340,30 +369,15 @@ mod tests {
 
         let mut r = good();
         let t = locked(&mut r);
-        (t.total.fallback, t.call_ns) = (0, Default::default());
-        assert_eq!(
-            foundation_problems(&r, 2),
-            ["the locked-slab kprobe never fell back to defer_kfree_rcu()"]
-        );
-
-        let mut r = good();
-        let t = locked(&mut r);
         let fallbacks = t.total.fallback;
         t.call_ns.get_mut("free_fallback").unwrap().all.count -= 1;
         assert_eq!(
             foundation_problems(&r, 2),
             [format!(
-                "the locked-slab kprobe fell back {fallbacks} times, but {} kfree_rcu_nolock() calls were timed as \
+                "trigger locked_kprobe fell back {fallbacks} times, but {} kfree_rcu_nolock() calls were timed as \
                  fallbacks",
                 fallbacks - 1
             )]
-        );
-
-        let mut r = good();
-        locked(&mut r).total.calls_nested = 0;
-        assert_eq!(
-            foundation_problems(&r, 2),
-            ["the locked-slab kprobe never fired inside the tool's own allocations (calls_nested 0)"]
         );
 
         let mut r = good();
@@ -391,7 +405,7 @@ mod tests {
         r.latency.paths[0].stages.remove("grace");
         r.slub_stats.available = false;
         assert_eq!(
-            verification_problems(&r),
+            verification_problems(&r, &PATHS),
             [
                 "the run did not follow objects to their reclaim".to_string(),
                 format!("path {} has no grace samples", r.latency.paths[0].path),
@@ -428,6 +442,45 @@ mod tests {
             [
                 "trigger syscall never allocated in its intended context (task)",
                 "trigger nmi is neither in the report nor listed as unsupported"
+            ]
+        );
+    }
+
+    #[test]
+    fn reentry_requirements_fire() {
+        let mut r = good();
+        let counters = |calls, calls_nested, fallback| TriggerCounters {
+            calls,
+            calls_nested,
+            freed_rcu: calls,
+            fallback,
+            ..Default::default()
+        };
+        let push = |r: &mut RunReport, sheaf: TriggerCounters, barn: TriggerCounters| {
+            r.triggers.retain(|t| {
+                t.name != Trigger::FentryKfreeRcuSheaf && t.name != Trigger::FentryBarnGetEmptySheaf
+            });
+            r.triggers.push(TriggerReport::new(Trigger::FentryKfreeRcuSheaf, "x".into(), &[0], &[sheaf]));
+            let mut b = TriggerReport::new(Trigger::FentryBarnGetEmptySheaf, "x".into(), &[0], &[barn]);
+            b.call_ns.insert(
+                "free_fallback".into(),
+                probe_result::dist::CallTimes {
+                    all: Distribution { count: barn.fallback, ..Default::default() },
+                    histogram: vec![],
+                },
+            );
+            r.triggers.push(b);
+        };
+        push(&mut r, counters(10, 10, 0), counters(4, 4, 4));
+        assert_eq!(reentry_problems(&r), Vec::<String>::new());
+        push(&mut r, counters(10, 0, 0), counters(4, 4, 0));
+        r.latency.paths.retain(|p| p.path != "fallback");
+        assert_eq!(
+            reentry_problems(&r),
+            [
+                "trigger fentry_kfree_rcu_sheaf made 10 calls, none nested",
+                "trigger fentry_barn_get_empty_sheaf made 4 calls, none fell back",
+                "no latency for path fallback",
             ]
         );
     }

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use probe_common::Trigger;
+use probe_common::{Path, Trigger};
 use probe_result::{Document, RunReport};
 
 use crate::{Ctx, e2e, step::step, vm};
@@ -225,7 +225,8 @@ fn all_scenario(ctx: &Ctx, flavor: &str) -> Result<()> {
     if report.plan.triggers != Trigger::ALL {
         bail!("the all scenario planned {:?}, not every trigger", report.plan.triggers);
     }
-    let problems = e2e::all_problems(&report, 7, flavor == "rt");
+    let mut problems = e2e::all_problems(&report, 7, flavor == "rt");
+    problems.extend(e2e::reentry_problems(&report));
     if !problems.is_empty() {
         bail!(
             "the all scenario on {flavor} ({}) does not show what it must:\n  {}",
@@ -396,7 +397,7 @@ fn fault_run(ctx: &Ctx, fault: &str, reason: &str) -> Result<()> {
 fn end_to_end(ctx: &Ctx) -> Result<()> {
     let (json, report) = passing_run_report(ctx, "debug", "e2e", &["run", "--duration", "10"])?;
     let mut problems = e2e::foundation_problems(&report, 2);
-    problems.extend(e2e::verification_problems(&report));
+    problems.extend(e2e::verification_problems(&report, &[Path::SheafImmediate, Path::SheafDeferred]));
     if !problems.is_empty() {
         bail!("the run's JSON ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
     }

@@ -19,7 +19,10 @@ pub struct ValidateArgs {
 }
 
 /// Every way `result` breaks its schema (a run's or a bench's); empty when
-/// it follows it.
+/// it follows it. The document is read as plain JSON on purpose: a
+/// document the typed model refuses must still get the schema's list of
+/// what is wrong with it, so the two keys that pick the schema are looked
+/// up here directly.
 pub fn problems(result: &Value) -> Result<Vec<String>> {
     let (text, file) = if result.get("benchmark").is_some() {
         (BENCH_SCHEMA, "results/bench.schema.json")
