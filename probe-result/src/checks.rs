@@ -198,18 +198,10 @@ mod tests {
     use probe_common::Trigger;
 
     use super::*;
-    use crate::dist::{CallTimes, Distribution};
-
-    fn counters(calls: u64, sheaf: u64, fallback: u64) -> TriggerCounters {
-        TriggerCounters {
-            calls,
-            freed_rcu: calls,
-            sheaf,
-            fallback,
-            alloc_ctx: [0, 0, calls, 0],
-            ..Default::default()
-        }
-    }
+    use crate::{
+        dist::{CallTimes, Distribution},
+        testing::counters,
+    };
 
     fn times(kinds: &[(&str, u64)]) -> BTreeMap<String, CallTimes> {
         kinds

@@ -161,11 +161,29 @@ impl Document {
 }
 
 #[cfg(test)]
-pub(crate) fn repo_path(rel: &str) -> std::path::PathBuf {
-    // Read at run time: cargo may reuse a test binary built in another
-    // checkout (freshness by content), and `env!` would point into it.
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-    std::path::PathBuf::from(dir).join("..").join(rel)
+pub(crate) mod testing {
+    use probe_common::TriggerCounters;
+
+    pub fn repo_path(rel: &str) -> std::path::PathBuf {
+        // Read at run time: cargo may reuse a test binary built in another
+        // checkout (freshness by content), and `env!` would point into it.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        std::path::PathBuf::from(dir).join("..").join(rel)
+    }
+
+    /// One trigger's counters: `calls` objects allocated in hardirq and
+    /// handed to kfree_rcu_nolock(), `sheaf` into the rcu sheaf and
+    /// `fallback` to the fallback.
+    pub fn counters(calls: u64, sheaf: u64, fallback: u64) -> TriggerCounters {
+        TriggerCounters {
+            calls,
+            freed_rcu: calls,
+            sheaf,
+            fallback,
+            alloc_ctx: [0, 0, calls, 0],
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +196,7 @@ mod tests {
     #[test]
     fn every_committed_result_loads() {
         let mut loaded = 0;
-        for e in std::fs::read_dir(repo_path("results")).unwrap() {
+        for e in std::fs::read_dir(testing::repo_path("results")).unwrap() {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             // Results only: not the schemas or exports (`x.kind.json`).
@@ -212,7 +230,7 @@ mod tests {
         assert!(err(r#"{"x": 1}"#).contains("not a nolock-probe result"));
         assert!(err("[").contains("not a JSON document"));
         // A run whose field was renamed fails to load, naming the field.
-        let text = std::fs::read_to_string(repo_path("results/vm-debug-20s.json")).unwrap();
+        let text = std::fs::read_to_string(testing::repo_path("results/vm-debug-20s.json")).unwrap();
         let renamed = text.replacen("\"totals\"", "\"total_counts\"", 1);
         assert!(err(&renamed).contains("totals"), "{}", err(&renamed));
     }

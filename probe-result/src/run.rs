@@ -302,17 +302,7 @@ pub struct InFlightReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn counters(calls: u64, sheaf: u64, fallback: u64) -> TriggerCounters {
-        TriggerCounters {
-            calls,
-            freed_rcu: calls,
-            sheaf,
-            fallback,
-            alloc_ctx: [0, 0, calls, 0],
-            ..Default::default()
-        }
-    }
+    use crate::testing::counters;
 
     #[test]
     fn per_cpu_values_are_summed_over_the_reported_cpus() {
