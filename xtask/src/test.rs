@@ -36,6 +36,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
         "refuses an unpatched kernel",
         step("test: refusal on the host's unpatched kernel", || refusal(ctx)),
     ));
+    results.push((
+        "output into a closed pipe",
+        step("test: list, report and export into `| head`", || closed_pipes(ctx)),
+    ));
     if !args.no_vm {
         results.push(("end-to-end in the VM", step("test: end-to-end run in the VM", || end_to_end(ctx))));
         results.push((
@@ -155,6 +159,36 @@ fn refusal(ctx: &Ctx) -> Result<()> {
             "expected exit 2 and one sentence starting with `{want}` that names kernel-patches/, got {:?}: {stderr}",
             out.status.code()
         );
+    }
+    Ok(())
+}
+
+/// `list`, `report` and `export` writing into a pipe whose reader has gone
+/// (`| head` that has read what it wanted), on this machine: exit 0, as
+/// they would have, and no panic. The reader is gone before the first
+/// write, so every run meets the closed pipe.
+fn closed_pipes(ctx: &Ctx) -> Result<()> {
+    let loader = &ctx.build()?.loader;
+    let result = ctx.workspace.join("results/vm-debug-20s.json").display().to_string();
+    let commands: [&[&str]; 3] =
+        [&["list"], &["report", &result], &["export", "--format", "bencher", &result]];
+    for args in commands {
+        let mut child = Command::new(loader)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot run nolock-probe")?;
+        drop(child.stdout.take());
+        let out = child.wait_with_output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(0) || !stderr.is_empty() {
+            bail!(
+                "`nolock-probe {}` into a closed pipe exited with {:?}, not 0, saying: {stderr}",
+                args.join(" "),
+                out.status.code()
+            );
+        }
     }
     Ok(())
 }

@@ -26,13 +26,12 @@ pub fn compare(a: &CompareArgs) -> Result<bool> {
     };
     let thresholds = gate::parse_thresholds(&thresholds)?;
     let rows = gate::compare(&Document::read(&a.base)?, &Document::read(&a.new)?, &thresholds);
-    print!("{}", gate::render(&rows));
     let regressed: Vec<&str> = rows.iter().filter(|r| r.regressed).map(|r| r.name.as_str()).collect();
-    if regressed.is_empty() {
-        println!("no gated metric regressed");
-        Ok(true)
+    let last = if regressed.is_empty() {
+        "no gated metric regressed".to_string()
     } else {
-        println!("regressed: {}", regressed.join(", "));
-        Ok(false)
-    }
+        format!("regressed: {}", regressed.join(", "))
+    };
+    super::print(&format!("{}{last}\n", gate::render(&rows)))?;
+    Ok(regressed.is_empty())
 }

@@ -25,10 +25,11 @@ pub fn export(a: &ExportArgs) -> Result<()> {
     match &a.output {
         Some(prefix) => export::write(&doc, a.format, prefix),
         None => {
+            let mut out = String::new();
             for (_, value) in export::export(&doc, a.format)? {
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out += &(serde_json::to_string_pretty(&value)? + "\n");
             }
-            Ok(())
+            super::print(&out)
         }
     }
 }

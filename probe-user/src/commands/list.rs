@@ -14,21 +14,22 @@ use crate::{
 };
 
 pub fn list() -> Result<()> {
-    println!("scenarios (--scenario NAME):");
+    let mut out = String::new();
+    out += "scenarios (--scenario NAME):\n";
     for (name, text) in scenario::SCENARIOS {
         let s = scenario::parse(name, text)?;
-        println!("  {name:<12} {}", s.description);
+        out += &format!("  {name:<12} {}\n", s.description);
         let triggers = if s.triggers == [scenario::EVERY_TRIGGER] {
             "every trigger".into()
         } else {
             s.triggers.join(", ")
         };
-        println!("  {:<12} triggers: {triggers}", "");
+        out += &format!("  {:<12} triggers: {triggers}\n", "");
     }
     let btf = Path::new(VMLINUX_BTF).exists().then(readiness::running_kernel_btf).transpose()?;
     let nmi_source = bpf::perf_source() == PerfSource::HardwareCycles || nmi::available();
     let preempt_rt = readiness::preempt_rt();
-    println!("\ntriggers (--trigger NAME) on this kernel:");
+    out += "\ntriggers (--trigger NAME) on this kernel:\n";
     for t in Trigger::ALL {
         let status = match &btf {
             None => format!("unknown: no {VMLINUX_BTF}"),
@@ -41,12 +42,18 @@ pub fn list() -> Result<()> {
                 }
             }
         };
-        println!("  {:<28} {:<8} {}\n  {:<28} {status}", t.name(), t.intended().name(), t.description(), "");
+        out += &format!(
+            "  {:<28} {:<8} {}\n  {:<28} {status}\n",
+            t.name(),
+            t.intended().name(),
+            t.description(),
+            ""
+        );
     }
     if let Some(b) = &btf {
         if let Err(e) = readiness::check(b) {
-            println!("\nthe kernel cannot run nolock-probe at all: {e}");
+            out += &format!("\nthe kernel cannot run nolock-probe at all: {e}\n");
         }
     }
-    Ok(())
+    super::print(&out)
 }

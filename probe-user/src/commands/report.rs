@@ -20,7 +20,7 @@ pub struct ReportArgs {
 
 pub fn report(a: &ReportArgs) -> Result<()> {
     let doc = Document::read(&a.result)?;
-    print!("{}", terminal::document(&doc));
+    super::print(&terminal::document(&doc))?;
     if let Some(path) = &a.svg {
         let Document::Run(r) = &doc else {
             bail!("--svg draws a run's paths and gauge; {} is not a run's result", a.result.display());

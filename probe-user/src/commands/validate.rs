@@ -43,6 +43,7 @@ pub fn problems(result: &Value) -> Result<Vec<String>> {
 
 pub fn validate(files: &[impl AsRef<Path>]) -> Result<()> {
     let mut bad = 0;
+    let mut out = String::new();
     for f in files {
         let f = f.as_ref();
         let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
@@ -53,15 +54,16 @@ pub fn validate(files: &[impl AsRef<Path>]) -> Result<()> {
             p.push(format!("{e:#}"));
         }
         if p.is_empty() {
-            println!("{}: valid", f.display());
+            out += &format!("{}: valid\n", f.display());
         } else {
             bad += 1;
-            println!("{}: {} problems", f.display(), p.len());
+            out += &format!("{}: {} problems\n", f.display(), p.len());
             for x in p.iter().take(20) {
-                println!("  {x}");
+                out += &format!("  {x}\n");
             }
         }
     }
+    super::print(&out)?;
     if bad > 0 {
         bail!("{bad} of {} results do not follow their schema in results/", files.len());
     }
