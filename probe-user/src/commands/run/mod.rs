@@ -29,7 +29,7 @@ use crate::{
     judge::latency,
     kernel::slub_stats,
     render::{export, terminal},
-    stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::SysrqNmi, stop::Stop},
+    stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::SysrqNmi},
 };
 
 /// Options of `run`. Those left out come from the scenario, then from the
@@ -207,7 +207,6 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
 /// or a signal arrives.
 fn stress(a: &Attached, setup: &Setup, session: &mut Session) -> Result<Watched> {
     let Session { runtime, stop, .. } = session;
-    let stop: &mut Stop = stop;
     runtime.block_on(watch::watch(&a.probes, &setup.plan, a.load.as_ref(), a.started, stop))
 }
 
