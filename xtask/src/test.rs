@@ -343,15 +343,26 @@ fn bursts_scenario(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `--rate`: no trigger calls more often than asked on any CPU, and one
-/// hit far more often calls about that often.
+/// `--rate`, from a scenario file the guest gets from the host: no
+/// trigger calls more often than asked on any CPU, and one hit far more
+/// often calls about that often.
 fn rate_limit(ctx: &Ctx) -> Result<()> {
-    let (json, report) = passing_run_report(
-        ctx,
-        "debug",
-        "rate",
-        &["run", "--trigger", "syscall,hrtimer", "--rate", "100", "--duration", "5"],
+    let file = ctx.cache.join("test-results/rate-limited.toml");
+    fs::create_dir_all(file.parent().unwrap_or(&ctx.cache))?;
+    fs::write(
+        &file,
+        "description = \"two triggers, 100 calls a second each on each CPU\"\n\
+         triggers = [\"syscall\", \"hrtimer\"]\nrate = 100\nduration = 5\n",
     )?;
+    let (json, report) =
+        passing_run_report(ctx, "debug", "rate", &["run", "--scenario", &file.display().to_string()])?;
+    if report.plan.scenario != "rate-limited" {
+        bail!(
+            "the run from scenario file {} is filed as {}, not rate-limited",
+            file.display(),
+            report.plan.scenario
+        );
+    }
     let problems = e2e::rate_problems(&report, 100, Trigger::Syscall);
     if !problems.is_empty() {
         bail!(

@@ -118,6 +118,23 @@ impl Outcome {
     }
 }
 
+/// A scenario file named on nolock-probe's command line (`--scenario
+/// PATH`, a value with a `/` or ending in `.toml`) is on the host: it goes
+/// into the initramfs under /scenarios with its own name, so the result
+/// files the run under the same name, and the argument is changed to match.
+/// Returns the host file and where it goes in the initramfs.
+pub fn guest_scenario(args: &mut [String]) -> Option<(PathBuf, String)> {
+    let i = args.iter().position(|a| a == "--scenario")? + 1;
+    let value = args.get(i)?;
+    if !value.contains('/') && !value.ends_with(".toml") {
+        return None;
+    }
+    let host = PathBuf::from(value);
+    let guest = format!("/scenarios/{}", host.file_name()?.to_string_lossy());
+    args[i] = guest.clone();
+    Some((host, guest))
+}
+
 /// Shell-quotes one argument for the guest's `eval "set -- ..."`.
 pub fn quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
@@ -189,6 +206,12 @@ impl VmRun<'_> {
         let init = stage.join("init");
         fs::write(&init, INIT)?;
         let mut args: Vec<String> = self.args.clone();
+        if let Some((host, guest)) = guest_scenario(&mut args) {
+            let into = stage.join(guest.trim_start_matches('/'));
+            fs::create_dir_all(into.parent().unwrap_or(&stage))?;
+            fs::copy(&host, &into)
+                .with_context(|| format!("cannot read scenario file {}", host.display()))?;
+        }
         if matches!(args.first().map(String::as_str), Some("run" | "bench"))
             && !args.iter().any(|a| a == "--output" || a == "-o")
         {
@@ -371,6 +394,20 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scenario_files_go_into_the_guest() {
+        let mut args: Vec<String> =
+            ["run", "--scenario", "./my/rate.toml", "--duration", "5"].map(String::from).into();
+        assert_eq!(
+            guest_scenario(&mut args),
+            Some((PathBuf::from("./my/rate.toml"), "/scenarios/rate.toml".into()))
+        );
+        assert_eq!(args[2], "/scenarios/rate.toml");
+        let mut named: Vec<String> = ["run", "--scenario", "all"].map(String::from).into();
+        assert_eq!(guest_scenario(&mut named), None);
+        assert_eq!(named[2], "all");
+    }
 
     #[test]
     fn arguments_survive_the_guest_shell() {

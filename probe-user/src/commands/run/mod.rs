@@ -36,7 +36,8 @@ use crate::{
 /// defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// A named scenario (see `nolock-probe list`); default: `default`.
+    /// A named scenario (see `nolock-probe list`), or a scenario file's
+    /// path (scenarios/example.toml shows every key); default: `default`.
     #[arg(long)]
     pub scenario: Option<String>,
     /// Run these triggers instead of the scenario's (repeat, or

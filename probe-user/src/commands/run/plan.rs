@@ -10,8 +10,7 @@ use super::{RunArgs, scenario};
 /// The plan of `args`: the command line over the scenario over the
 /// defaults, checked.
 pub fn plan(args: &RunArgs) -> Result<Plan> {
-    let name = args.scenario.clone().unwrap_or_else(|| "default".into());
-    let sc = scenario::find(&name)?;
+    let (name, sc) = scenario::find(args.scenario.as_deref().unwrap_or("default"))?;
     let names = if args.triggers.is_empty() { &sc.triggers } else { &args.triggers };
     let plan = Plan {
         scenario: if args.triggers.is_empty() {
