@@ -37,7 +37,10 @@ pub struct Root {
 pub fn require_host_root(what: &str) -> Result<()> {
     // SAFETY: geteuid() has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("{what} must run as root (it uses debootstrap, chroot and mounts): run it with sudo");
+        bail!(
+            "{what} must run as root (it uses debootstrap, chroot and mounts): from a user's shell, put \
+             `sudo -E env \"PATH=$PATH\"` in front"
+        );
     }
     Ok(())
 }
