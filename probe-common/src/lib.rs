@@ -293,6 +293,16 @@ pub const MAX_SHEAVES_LOCK_FNS: usize = 2 * SHEAVES_LOCK_FNS.len();
 pub const LOAD_MAP_KEYS_PER_CPU: u32 = 64;
 pub const LOAD_MAP_ENTRIES: u32 = LOAD_MAP_KEYS_PER_CPU * MAX_HOLD_CPUS;
 
+/// The kfuncs of kernel-patches/ that the BPF programs call: a kernel
+/// whose BTF lacks one cannot run the tool.
+pub const KFUNCS: [&str; 5] = [
+    "bpf_kmalloc_nolock",
+    "bpf_kfree_rcu_nolock",
+    "bpf_kfree_nolock",
+    "bpf_nolock_gp_elapsed",
+    "bpf_nolock_barrier",
+];
+
 /// Payload sizes one run can mix.
 pub const MAX_SIZES: usize = 4;
 /// Objects a trigger can hold on one CPU before it frees them together:

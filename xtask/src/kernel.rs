@@ -46,6 +46,66 @@ pub struct Image {
     pub modules: PathBuf,
 }
 
+impl Image {
+    /// A kernel the user built (`cargo xtask vm --kernel`), after checking
+    /// that its BTF has the series' kfuncs. The BTF is read from `vmlinux`,
+    /// or else from the `vmlinux` of the tree the bzImage was built in
+    /// (`arch/x86/boot/bzImage`, `vmlinux` three levels up) or beside it.
+    /// Modules, if any, are not taken.
+    pub fn user(bzimage: &Path, vmlinux: Option<&Path>) -> Result<Image> {
+        if !bzimage.is_file() {
+            bail!("--kernel {} is not a file: give the path of a bzImage", bzimage.display());
+        }
+        // QEMU runs in the toolchain root, where the directory is mounted
+        // at the same absolute path.
+        let bzimage = &fs::canonicalize(bzimage)?;
+        let dir = bzimage.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let vmlinux = match vmlinux {
+            Some(v) => v.to_path_buf(),
+            None => [dir.join("../../../vmlinux"), dir.join("vmlinux")]
+                .into_iter()
+                .find(|p| p.is_file())
+                .with_context(|| {
+                    format!(
+                        "no vmlinux found for {} to check its BTF for the series' kfuncs: give it with --vmlinux",
+                        bzimage.display()
+                    )
+                })?,
+        };
+        check_kfuncs(&vmlinux)?;
+        Ok(Image { bzimage: bzimage.to_path_buf(), modules: dir.join("no-modules"), dir })
+    }
+}
+
+/// That `vmlinux`'s `.BTF` names every kfunc of the series, or one
+/// sentence that says which are missing and how to get them.
+pub fn check_kfuncs(vmlinux: &Path) -> Result<()> {
+    use object::{Object, ObjectSection};
+    let data = fs::read(vmlinux).with_context(|| format!("cannot read {}", vmlinux.display()))?;
+    let elf =
+        object::File::parse(&*data).with_context(|| format!("{} is not an ELF file", vmlinux.display()))?;
+    let btf = elf.section_by_name(".BTF").and_then(|s| s.data().ok()).with_context(|| {
+        format!(
+            "{} has no BTF (.BTF section): build the kernel with CONFIG_DEBUG_INFO_BTF",
+            vmlinux.display()
+        )
+    })?;
+    let named = |name: &str| {
+        btf.windows(name.len() + 2)
+            .any(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0)
+    };
+    let missing: Vec<&str> = probe_common::KFUNCS.iter().copied().filter(|k| !named(k)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "the kernel of {} lacks the series' kfuncs ({}): apply kernel-patches/000*.patch and enable \
+             kernel-patches/config/debug.config, or let `cargo xtask vm` build one",
+            vmlinux.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub struct Kernels<'a> {
     pub root: &'a Root,
     pub cache: PathBuf,
@@ -409,6 +469,23 @@ pub fn unmet_options(fragment: &str, config: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_without_btf_or_file_is_refused_in_one_sentence() {
+        // Any ELF file without .BTF: this machine's /bin/true.
+        let err = format!("{:#}", check_kfuncs(Path::new("/bin/true")).unwrap_err());
+        assert!(
+            err.contains("has no BTF (.BTF section): build the kernel with CONFIG_DEBUG_INFO_BTF"),
+            "{err}"
+        );
+        let err = format!("{:#}", Image::user(Path::new("/nonexistent/bzImage"), None).unwrap_err());
+        assert_eq!(err, "--kernel /nonexistent/bzImage is not a file: give the path of a bzImage");
+        let err = format!("{:#}", Image::user(Path::new("/bin/true"), None).unwrap_err());
+        assert!(
+            err.starts_with("no vmlinux found for /") && err.ends_with("give it with --vmlinux"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn unmet_options_are_named() {

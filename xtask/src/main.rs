@@ -68,6 +68,14 @@ struct KernelArgs {
 struct VmArgs {
     #[command(flatten)]
     kernel: KernelArgs,
+    /// Boot this bzImage, one you built, instead of building one; its BTF
+    /// must have the series' kfuncs.
+    #[arg(long = "kernel", conflicts_with_all = ["flavor", "source", "faults"])]
+    bzimage: Option<PathBuf>,
+    /// The vmlinux of --kernel, whose BTF is checked [default: the tree's
+    /// vmlinux three levels above the bzImage, or one beside it].
+    #[arg(long, requires = "bzimage")]
+    vmlinux: Option<PathBuf>,
     /// Virtual CPUs.
     #[arg(long, default_value_t = 2)]
     smp: u32,
@@ -143,7 +151,8 @@ impl Ctx {
         let timeout = Duration::from_secs(duration + 240);
         step(&format!("vm: boot and run `nolock-probe {}`", args.join(" ")), || {
             vm::VmRun {
-                root: &self.root,
+                // A kernel of the user's lives outside the cache.
+                root: &self.root.with_mount(&image.dir),
                 cache: &self.cache,
                 kernel: image,
                 loader: &artifacts.loader,
@@ -212,16 +221,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             test::checkpatch(&ctx)?;
         }
         Cmd::Vm(v) => {
-            let image = ctx.kernel(&v.kernel.flavor, &v.kernel.faults, v.kernel.source)?;
+            let image = match &v.bzimage {
+                Some(bzimage) => kernel::Image::user(bzimage, v.vmlinux.as_deref())?,
+                None => ctx.kernel(&v.kernel.flavor, &v.kernel.faults, v.kernel.source)?,
+            };
+            let label = if v.bzimage.is_some() { "own" } else { v.kernel.flavor.as_str() };
             let args =
                 if v.args.is_empty() { vec!["run".into(), "--duration".into(), "20".into()] } else { v.args };
             let out = v.out.unwrap_or_else(|| {
                 let faults: String = v.kernel.faults.iter().map(|f| format!("+{f}")).collect();
-                ctx.workspace.join("results").join(format!(
-                    "vm-{}{faults}-{}.json",
-                    v.kernel.flavor,
-                    utc_stamp()
-                ))
+                ctx.workspace.join("results").join(format!("vm-{label}{faults}-{}.json", utc_stamp()))
             });
             let guest =
                 vm::Guest { smp: v.smp, slub_kunit: v.slub_kunit, interrupt_after: v.interrupt_after };

@@ -394,10 +394,19 @@ fn interrupted_run(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `nolock-probe bench`: both free functions timed on both vCPUs, and the
-/// document follows its schema and exports.
+/// `nolock-probe bench`, in a guest booted as `cargo xtask vm --kernel`
+/// boots a user's kernel: the debug kernel's bzImage by its path, its BTF
+/// checked in the debug tree's vmlinux (shared with the fault kernels,
+/// which all have the series). Both free functions timed on both vCPUs,
+/// and the document follows its schema and exports.
 fn bench_run(ctx: &Ctx) -> Result<()> {
-    let (json, doc) = passing_run(ctx, "debug", "bench", &["bench", "--samples", "2", "--warmup", "1"])?;
+    let built = ctx.kernel("debug", &[], None)?;
+    let vmlinux = ctx.cache.join("kernel/build-debug/vmlinux");
+    let image = crate::kernel::Image::user(&built.bzimage, Some(&vmlinux))?;
+    let json = ctx.cache.join("test-results/bench.json");
+    let _ = fs::remove_file(&json);
+    let args = ["bench", "--samples", "2", "--warmup", "1"].map(String::from).to_vec();
+    let (json, doc) = passing_outcome(ctx.vm(&image, args, json, vm::Guest::DEFAULT)?)?;
     let Document::Bench(report) = doc else { bail!("{} is not a bench's result", json.display()) };
     let problems = e2e::bench_problems(&report, 2, 2);
     if !problems.is_empty() {

@@ -12,13 +12,7 @@ use super::btf::{KernelBtf, VMLINUX_BTF};
 const APPLY_PATCHES: &str = "apply kernel-patches/ to your kernel and enable the options of \
      kernel-patches/config/debug.config, or run the tool in the VM with `cargo xtask vm`";
 
-pub const KFUNCS: [&str; 5] = [
-    "bpf_kmalloc_nolock",
-    "bpf_kfree_rcu_nolock",
-    "bpf_kfree_nolock",
-    "bpf_nolock_gp_elapsed",
-    "bpf_nolock_barrier",
-];
+use probe_common::KFUNCS;
 
 /// Functions the observers attach to, with what provides them; the
 /// triggers' own hooks are checked one by one (`trigger_support`).
