@@ -4,7 +4,7 @@
 //! the verdict itself are probe_result::checks, which the run applied;
 //! nothing here repeats them.
 
-use probe_common::{Intended, Path, Stage, Trigger, call_kind};
+use probe_common::{Intended, Path, Stage, Trigger, call_kind, ctx};
 use probe_result::{BenchReport, Document, RunReport};
 
 /// The default scenario's triggers, each of which must fire on every CPU.
@@ -127,18 +127,14 @@ pub fn all_problems(report: &RunReport, min_kinds: usize, rt: bool) -> Vec<Strin
             continue;
         }
         ran += 1;
-        let ctx = |i: Intended| {
-            c.alloc_ctx[match i {
-                Intended::Task => 0,
-                Intended::Softirq => 1,
-                Intended::Hardirq => 2,
-                _ => 3,
-            }]
-        };
+        let allocated_in = |context: u32| c.alloc_ctx[context as usize];
         let in_intended = match t.intended {
-            Intended::NmiOrHardirq => ctx(Intended::Nmi) + ctx(Intended::Hardirq),
+            Intended::Task => allocated_in(ctx::TASK),
+            Intended::Softirq => allocated_in(ctx::SOFTIRQ),
+            Intended::Hardirq => allocated_in(ctx::HARDIRQ),
+            Intended::Nmi => allocated_in(ctx::NMI),
+            Intended::NmiOrHardirq => allocated_in(ctx::NMI) + allocated_in(ctx::HARDIRQ),
             Intended::Any => c.calls - c.alloc_fail,
-            i => ctx(i),
         };
         let interrupt = matches!(t.intended, Intended::Hardirq | Intended::Nmi | Intended::NmiOrHardirq);
         let rt_refused = rt && interrupt && c.alloc_fail > 0;
