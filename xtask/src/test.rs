@@ -286,7 +286,8 @@ fn rt_lock_contention(ctx: &Ctx) -> Result<()> {
         "rt-lock-contention",
         &["run", "--trigger", "lock_contention", "--duration", "10"],
     )?;
-    let recursive = outcome.findings.iter().any(|(c, l)| c == "lockdep" && l.contains("recursive locking"));
+    let recursive =
+        outcome.findings.iter().any(|f| f.category == "lockdep" && f.line.contains("recursive locking"));
     let console = fs::read_to_string(&outcome.console_log).unwrap_or_default();
     let path = ["trigger_lock_contention", "bpf_kmalloc_nolock", "rt_spin_trylock", "rt_mutex_slowtrylock"];
     let missing: Vec<&str> = path.iter().copied().filter(|f| !console.contains(f)).collect();

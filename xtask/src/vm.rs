@@ -92,8 +92,8 @@ pub struct VmRun<'a> {
 pub struct Outcome {
     /// nolock-probe's exit status in the guest, if it got that far.
     pub exit: Option<i32>,
-    /// (category, line) of each finding in the console.
-    pub findings: Vec<(String, String)>,
+    /// Each finding in the console.
+    pub findings: Vec<Finding>,
     /// The JSON, when nolock-probe wrote one.
     pub json: Option<PathBuf>,
     pub console_log: PathBuf,
@@ -106,7 +106,8 @@ pub struct Outcome {
 impl Outcome {
     pub fn describe_failure(&self) -> Option<String> {
         if !self.findings.is_empty() {
-            let lines: Vec<String> = self.findings.iter().map(|(c, l)| format!("  [{c}] {l}")).collect();
+            let lines: Vec<String> =
+                self.findings.iter().map(|f| format!("  [{}] {}", f.category, f.line)).collect();
             return Some(format!("the guest kernel reported trouble:\n{}", lines.join("\n")));
         }
         match self.exit {
@@ -163,11 +164,8 @@ fn cmdline() -> String {
 
 /// Adds the console's findings to the guest's result (or to a stub when
 /// the guest wrote none); any finding fails the verdict.
-pub fn with_console(report: Option<Document>, findings: &[(String, String)], log: &Path) -> Document {
-    let console = ConsoleReport {
-        log: log.display().to_string(),
-        findings: findings.iter().map(|(c, l)| Finding { category: c.clone(), line: l.clone() }).collect(),
-    };
+pub fn with_console(report: Option<Document>, findings: &[Finding], log: &Path) -> Document {
+    let console = ConsoleReport { log: log.display().to_string(), findings: findings.to_vec() };
     match report {
         Some(mut doc) => {
             doc.add_console(console);
@@ -300,10 +298,10 @@ impl VmRun<'_> {
                 }
             }
             if start.elapsed() > self.timeout {
-                outcome.findings.push((
-                    "timeout".into(),
-                    format!("the guest did not finish within {}s", self.timeout.as_secs()),
-                ));
+                outcome.findings.push(Finding {
+                    category: "timeout".into(),
+                    line: format!("the guest did not finish within {}s", self.timeout.as_secs()),
+                });
                 break;
             }
             let line = match rx.recv_timeout(Duration::from_millis(200)) {
@@ -337,7 +335,10 @@ impl VmRun<'_> {
             }
             if let Some(category) = console::classify(&line).filter(|_| !self.allowed(&line)) {
                 eprintln!("guest: {line}");
-                outcome.findings.push((category.to_string(), console::strip_timestamp(&line).to_string()));
+                outcome.findings.push(Finding {
+                    category: category.to_string(),
+                    line: console::strip_timestamp(&line).to_string(),
+                });
                 stop_at.get_or_insert(Instant::now() + Duration::from_secs(3));
                 continue;
             }
@@ -417,7 +418,8 @@ mod tests {
 
     #[test]
     fn console_findings_fail_the_report_or_make_a_stub() {
-        let findings = vec![("lockdep".to_string(), "WARNING: inconsistent lock state".to_string())];
+        let findings =
+            vec![Finding { category: "lockdep".into(), line: "WARNING: inconsistent lock state".into() }];
         let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
         let guest = Document::read(&PathBuf::from(dir).join("../results/vm-debug-20s.json")).unwrap();
         assert!(guest.verdict().pass);
@@ -451,7 +453,8 @@ mod tests {
         assert_eq!(o.describe_failure(), None);
         o.exit = None;
         assert!(o.describe_failure().unwrap().contains("stopped before"));
-        o.findings.push(("lockdep".into(), "WARNING: inconsistent lock state".into()));
+        o.findings
+            .push(Finding { category: "lockdep".into(), line: "WARNING: inconsistent lock state".into() });
         assert!(o.describe_failure().unwrap().contains("[lockdep] WARNING: inconsistent lock state"));
     }
 }
