@@ -148,8 +148,11 @@ pub struct TriggerCounters {
     pub retry_sheaf_fail: u64,
 
     /// A reclaim path gave back memory that `IN_FLIGHT` still listed, but
-    /// it no longer held that object (another `alloc_ns`): the object's
-    /// own reclaim went unseen, and the memory's new owner is not judged.
+    /// it no longer held that object (another `alloc_ns`), or after the
+    /// drain the memory of an unreclaimed object held another object or a
+    /// slab free pointer: the object left the allocator's care unseen
+    /// (premature, unless a reclaim observer was skipped), and the
+    /// memory's new owner is not judged.
     pub stale: u64,
 
     /// Bursts (`--burst`) the trigger freed back to back; the drain frees
@@ -171,6 +174,27 @@ pub struct TriggerCounters {
     /// sheaves lock of its objects' cache, the free falls back).
     #[cfg_attr(feature = "serde", serde(default))]
     pub calls_nested: u64,
+
+    /// kmalloc_nolock() returned the address of one of this trigger's
+    /// objects that was handed to kfree_rcu_nolock() and not yet seen
+    /// reclaimed: the kernel freed it early, by a route no reclaim observer
+    /// watches (premature free by reuse). See `VIOLATIONS` for its path,
+    /// age and grace period.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reused_in_flight: u64,
+    /// One kfree_rcu_nolock() of an object the kernel queued on a second
+    /// path (or twice on one) before reclaiming it (double free, queue side).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub double_queued: u64,
+    /// An object given back a second time after its reclaim (double free,
+    /// reclaim side).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub double_reclaimed: u64,
+    /// A full rcu sheaf, completed by a no-spin call with interrupts off or
+    /// in NMI, handed to call_rcu() inside that call instead of through the
+    /// deferred irq_work (context rule broken).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub call_rcu_unsafe: u64,
 }
 
 impl TriggerCounters {
@@ -202,6 +226,10 @@ impl TriggerCounters {
         self.calls_sheaves_lock += other.calls_sheaves_lock;
         self.calls_site_unknown += other.calls_site_unknown;
         self.calls_nested += other.calls_nested;
+        self.reused_in_flight += other.reused_in_flight;
+        self.double_queued += other.double_queued;
+        self.double_reclaimed += other.double_reclaimed;
+        self.call_rcu_unsafe += other.call_rcu_unsafe;
     }
 }
 
@@ -461,12 +489,99 @@ pub struct InFlight {
     /// fell back; 0 otherwise.
     pub requeued_ns: u64,
     pub tag: u32,
-    /// Non-zero once `defer_kfree_rcu()` took it.
-    pub fell_back: u32,
+    /// Where the kernel queued it (`queue::*` bits), set by the path
+    /// observers: a second bit, or the same one twice, is a double free.
+    pub queued: u32,
     /// The object's `alloc_ns`: with the address, it names this object and
     /// not whatever the memory holds once the object is gone.
     pub alloc_ns: u64,
+    /// The header's `free_ns` and `gp_seq`, copied right after
+    /// kfree_rcu_nolock() returned: the memory's next owner overwrites them,
+    /// and a premature free by reuse is judged by them.
+    pub free_ns: u64,
+    pub gp_seq: GpSeq,
 }
+
+/// Where the kernel queued an object handed to kfree_rcu_nolock():
+/// `InFlight::queued` bits, and the index of `ViolationStats::by` for the
+/// violations judged by an object's queue (0: on no path yet).
+pub mod queue {
+    /// Into an rcu sheaf by the no-spin call.
+    pub const SHEAF: u32 = 1;
+    /// Onto the deferred lockless list (`defer_kfree_rcu()`).
+    pub const FALLBACK: u32 = 2;
+    pub const NAMES: [&str; 4] = ["no path", "rcu sheaf", "fallback", "rcu sheaf and fallback"];
+}
+
+/// Broken rules of the kfree_rcu_nolock() contract that the observers catch
+/// as they happen: slots of the per-CPU `VIOLATIONS` map.
+pub mod violation {
+    /// kmalloc_nolock() returned an object still in flight (premature free
+    /// by reuse). `by`: the object's `queue` bits.
+    pub const REUSED: u32 = 0;
+    /// An object queued a second time by the no-spin free (double free).
+    /// `by`: the object's `queue` bits after the second queueing.
+    pub const DOUBLE_QUEUED: u32 = 1;
+    /// An object reclaimed a second time (double free). `by`: its `queue`
+    /// bits at the first reclaim.
+    pub const DOUBLE_RECLAIMED: u32 = 2;
+    /// A full rcu sheaf of a no-spin call with interrupts off or in NMI
+    /// handed to call_rcu() inside the call. `by`: the call's context
+    /// (`ctx::*`).
+    pub const CALL_RCU_UNSAFE: u32 = 3;
+    pub const COUNT: usize = 4;
+    pub const NAMES: [&str; COUNT] = ["reused_in_flight", "double_queued", "double_reclaimed", "call_rcu_unsafe"];
+}
+
+/// The first violation of a kind on a CPU, sent at once through the
+/// `ALERTS` ring buffer: the loader streams it before a kernel that goes on
+/// to crash on the broken object can take the evidence with it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Alert {
+    /// `violation::*`.
+    pub kind: u32,
+    /// The trigger whose object it was.
+    pub tag: u32,
+}
+
+/// Bytes of the `ALERTS` ring buffer: room for every kind on many CPUs.
+pub const ALERTS_BYTES: u32 = 1 << 14;
+
+/// What one CPU saw of one kind of violation (`VIOLATIONS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViolationStats {
+    pub count: u64,
+    /// Counts split by what the kind names (see [`violation`]).
+    pub by: [u64; 4],
+    /// Of `count`, those whose grace period (by the object's cookie) had
+    /// ended when it was caught.
+    pub gp_passed: u64,
+    /// Time from kfree_rcu_nolock() to the violation, over `count` (both 0
+    /// while `count` is 0).
+    pub age_min_ns: u64,
+    pub age_max_ns: u64,
+}
+
+impl ViolationStats {
+    pub fn merge(&mut self, other: &ViolationStats) {
+        if other.count == 0 {
+            return;
+        }
+        self.age_min_ns = if self.count == 0 { other.age_min_ns } else { self.age_min_ns.min(other.age_min_ns) };
+        self.age_max_ns = self.age_max_ns.max(other.age_max_ns);
+        self.count += other.count;
+        self.gp_passed += other.gp_passed;
+        for (a, b) in self.by.iter_mut().zip(other.by.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// Capacity of `RECLAIMED`: the most recently reclaimed objects, by address
+/// and `alloc_ns`, against which a second reclaim of one is told.
+pub const MAX_RECLAIMED: u32 = 1 << 16;
 
 /// What the observers know about an rcu sheaf between `call_rcu()` and
 /// `rcu_free_sheaf()` (`SHEAVES`, keyed by the sheaf's address).
@@ -504,7 +619,11 @@ pub mod observer_state {
     /// Depth of the triggers' allocations and frees on this CPU: a trigger
     /// that fires while it is above 0 was set off by the tool's own call.
     pub const IN_TRIGGER_CALL: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// The tool's object that the running `__kfree_rcu_sheaf()` frees, when
+    /// the call may not spin and runs with interrupts off or in NMI (0
+    /// otherwise): a sheaf it fills must not reach call_rcu() inside it.
+    pub const NOSPIN_IRQS_OFF_OBJ: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// What a trigger's timed call did: the second index of `CALL_STATS`
@@ -613,6 +732,10 @@ mod pod {
     unsafe impl aya::Pod for super::LatencyStats {}
     // SAFETY: repr(C), two u64.
     unsafe impl aya::Pod for super::PathCounters {}
-    // SAFETY: repr(C), u64 then two u32.
+    // SAFETY: repr(C), u64, two u32, then u64s.
     unsafe impl aya::Pod for super::InFlight {}
+    // SAFETY: repr(C), only u64 fields and an array of them.
+    unsafe impl aya::Pod for super::ViolationStats {}
+    // SAFETY: repr(C), two u32.
+    unsafe impl aya::Pod for super::Alert {}
 }

@@ -8,12 +8,15 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use probe_common::{
-    InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_SHEAVES, MAX_TRIGGERS, Path, PathCounters, RunConfig,
-    SheafInFlight, Stage, TriggerCounters, call_kind, call_slot, hist, latency_slot, observer_state,
+    ALERTS_BYTES, Alert, GpSeq, InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_RECLAIMED, MAX_SHEAVES, MAX_TRIGGERS, Path, PathCounters,
+    RunConfig, SheafInFlight, Stage, TriggerCounters, ViolationStats, call_kind, call_slot, hist, latency_slot,
+    observer_state, violation,
 };
+
+use crate::kfuncs::bpf_nolock_gp_elapsed;
 
 #[map]
 pub static COUNTERS: PerCpuArray<TriggerCounters> = PerCpuArray::with_max_entries(MAX_TRIGGERS, 0);
@@ -60,6 +63,20 @@ static CALL_STATS: PerCpuArray<LatencyStats> =
 #[map]
 pub static PATH_COUNTERS: PerCpuArray<PathCounters> = PerCpuArray::with_max_entries(Path::COUNT as u32, 0);
 
+/// What the observers caught of each `violation` kind, as it happened.
+#[map]
+static VIOLATIONS: PerCpuArray<ViolationStats> = PerCpuArray::with_max_entries(violation::COUNT as u32, 0);
+
+/// The first violation of each kind on each CPU, as it happens.
+#[map]
+static ALERTS: RingBuf = RingBuf::with_byte_size(ALERTS_BYTES, 0);
+
+/// Objects recently reclaimed: address to `alloc_ns`. A reclaim of memory
+/// that is not in flight but still holds an object listed here is that
+/// object's second reclaim. Least recently used entries make room.
+#[map]
+pub static RECLAIMED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_RECLAIMED, 0);
+
 #[map]
 static OBSERVER_STATE: PerCpuArray<u64> = PerCpuArray::with_max_entries(observer_state::COUNT, 0);
 
@@ -93,6 +110,15 @@ pub(crate) use count;
 pub fn state_add(slot: u32, delta: i64) {
     if let Some(v) = OBSERVER_STATE.get_ptr_mut(slot) {
         add(v, delta as u64);
+    }
+}
+
+/// Sets an observer state slot on this CPU.
+#[inline(always)]
+pub fn state_set(slot: u32, value: u64) {
+    if let Some(v) = OBSERVER_STATE.get_ptr_mut(slot) {
+        // SAFETY: as in `add`; a plain store of this CPU's value.
+        unsafe { core::ptr::write_volatile(v, value) };
     }
 }
 
@@ -150,6 +176,41 @@ impl CallTimer {
     pub fn took(&self) -> u64 {
         let took = now().wrapping_sub(self.start);
         took.saturating_sub(state(observer_state::TOOL_NS).wrapping_sub(self.observers))
+    }
+}
+
+/// Whether the grace period an object's cookie names is over. A cookie
+/// never taken (all zero) says no: nothing is known of it.
+#[inline(always)]
+pub fn gp_elapsed(gp: &GpSeq) -> bool {
+    // SAFETY: a kfunc of kernel-patches/ that takes plain values.
+    gp.norm != 0 && unsafe { bpf_nolock_gp_elapsed(gp.norm, gp.exp) }
+}
+
+/// Records one violation of `kind` (`violation::*`) by an object of
+/// trigger `tag`: `by` splits it as the kind says, `age_ns` is the time
+/// since the object's kfree_rcu_nolock(). The first on a CPU is also sent
+/// to the loader at once.
+#[inline(always)]
+pub fn violated(kind: u32, tag: u32, by: u32, age_ns: u64, gp_passed: bool) {
+    let Some(v) = VIOLATIONS.get_ptr_mut(kind) else { return };
+    // SAFETY: as below.
+    if unsafe { (*v).count } == 0 {
+        let _ = ALERTS.output(&Alert { kind, tag }, 0);
+    }
+    // SAFETY: this CPU's value of an existing slot; the extremes are plain
+    // updates, as in `record`.
+    unsafe {
+        let first = (*v).count == 0;
+        add(&raw mut (*v).count, 1);
+        add(&raw mut (*v).by[(by & 3) as usize], 1);
+        add(&raw mut (*v).gp_passed, gp_passed as u64);
+        if first || age_ns < (*v).age_min_ns {
+            (*v).age_min_ns = age_ns;
+        }
+        if age_ns > (*v).age_max_ns {
+            (*v).age_max_ns = age_ns;
+        }
     }
 }
 

@@ -10,11 +10,15 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext},
 };
 use probe_common::{
-    MAX_TRIGGERS, NolockObj, OBJ_MAGIC, Path, SLAB_FREE_NOLOCK, SheafInFlight, observer_state,
+    MAX_TRIGGERS, NolockObj, OBJ_MAGIC, Path, SLAB_FREE_NOLOCK, SheafInFlight, ctx, observer_state, queue,
+    violation,
 };
 
 use crate::{
-    counters::{IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, now, state, state_add},
+    counters::{
+        IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, gp_elapsed, now, state, state_add, state_set,
+        violated,
+    },
     kfuncs::bpf_nolock_barrier,
 };
 
@@ -45,16 +49,64 @@ pub fn our_tag(obj: u64) -> Option<u32> {
 pub fn kfree_rcu_sheaf_entry(ctx: FEntryContext) -> u32 {
     let _clock = ToolClock::start();
     state_add(observer_state::IN_KFREE_RCU_SHEAF, 1);
+    let obj: u64 = ctx.arg(1);
+    let mut no_spin_irqs_off = 0;
     // Learn the cache before the call can fill a sheaf and call_rcu() it.
-    if our_tag(ctx.arg(1)).is_some() {
+    if our_tag(obj).is_some() {
         let cache: u64 = ctx.arg(0);
         // A lookup is much cheaper than an update, and this runs inside
         // every kfree_rcu_nolock() of the tool's.
         if OUR_CACHES.get_ptr(&cache).is_none() {
             let _ = OUR_CACHES.insert(&cache, &1, 0);
         }
+        let free_flags: u64 = ctx.arg(2);
+        if free_flags as u32 & SLAB_FREE_NOLOCK != 0 && irqs_off_or_nmi(free_ctx(obj)) {
+            no_spin_irqs_off = obj;
+        }
     }
+    // Set on every call, so that a nested call (an interrupt's) leaves
+    // its own value and never an outer call's.
+    state_set(observer_state::NOSPIN_IRQS_OFF_OBJ, no_spin_irqs_off);
     0
+}
+
+/// `free_ctx` of the tool's object at `obj`: the context bpf_kfree_rcu_nolock()
+/// ran in (`ctx::*`), written before it called kfree_rcu_nolock().
+#[inline(always)]
+fn free_ctx(obj: u64) -> u32 {
+    let obj = obj as *const NolockObj;
+    // SAFETY: bpf_probe_read_kernel() copes with any address.
+    unsafe { bpf_probe_read_kernel(&raw const (*obj).free_ctx) }.unwrap_or(0) as u32
+}
+
+/// The series' condition for deferring a full sheaf's call_rcu() to the
+/// irq_work: interrupts off (which NMI implies).
+#[inline(always)]
+fn irqs_off_or_nmi(c: u32) -> bool {
+    c & ctx::IRQS_OFF != 0 || c & ctx::MASK == ctx::NMI
+}
+
+/// Marks the tool's object at `obj` as queued on `bit`'s path
+/// (`queue::*`). One the no-spin free queued already, and that the deferred
+/// work has not handed on since, is queued twice: a double free, caught
+/// before the kernel can reclaim it twice.
+#[inline(always)]
+fn mark_queued(obj: u64, tag: u32, bit: u32) {
+    let Some(s) = IN_FLIGHT.get_ptr_mut(&obj) else { return };
+    // SAFETY: a value of the map, updated in place; a copy is judged.
+    let before = unsafe { *s };
+    if before.queued != 0 && before.requeued_ns == 0 {
+        count!(tag, double_queued);
+        violated(
+            violation::DOUBLE_QUEUED,
+            tag,
+            before.queued | bit,
+            now().saturating_sub(before.free_ns),
+            gp_elapsed(&before.gp_seq),
+        );
+    }
+    // SAFETY: as above.
+    unsafe { (*s).queued = before.queued | bit };
 }
 
 #[fexit(function = "__kfree_rcu_sheaf")]
@@ -64,7 +116,9 @@ pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
     if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
         state_add(observer_state::IN_KFREE_RCU_SHEAF, -1);
     }
-    let Some(tag) = our_tag(ctx.arg(1)) else {
+    state_set(observer_state::NOSPIN_IRQS_OFF_OBJ, 0);
+    let obj: u64 = ctx.arg(1);
+    let Some(tag) = our_tag(obj) else {
         return 0;
     };
     let free_flags: u64 = ctx.arg(2);
@@ -72,7 +126,10 @@ pub fn kfree_rcu_sheaf_exit(ctx: FExitContext) -> u32 {
     // Objects that fell back reach this function a second time from the
     // deferred work, through kvfree_call_rcu() without SLAB_FREE_NOLOCK.
     match (free_flags as u32 & SLAB_FREE_NOLOCK != 0, ok) {
-        (true, true) => count!(tag, sheaf),
+        (true, true) => {
+            count!(tag, sheaf);
+            mark_queued(obj, tag, queue::SHEAF);
+        }
         (true, false) => count!(tag, sheaf_fail),
         (false, true) => count!(tag, retry_sheaf),
         (false, false) => count!(tag, retry_sheaf_fail),
@@ -88,10 +145,7 @@ pub fn defer_kfree_rcu(ctx: FEntryContext) -> u32 {
     let obj = head - offset_of!(NolockObj, rcu) as u64;
     if let Some(tag) = our_tag(obj) {
         count!(tag, fallback);
-        if let Some(state) = IN_FLIGHT.get_ptr_mut(&obj) {
-            // SAFETY: a value of the map, updated in place.
-            unsafe { (*state).fell_back = 1 };
-        }
+        mark_queued(obj, tag, queue::FALLBACK);
     }
     0
 }
@@ -116,6 +170,13 @@ pub fn kvfree_call_rcu(ctx: FEntryContext) -> u32 {
 pub fn deferred_work_entry(_ctx: FEntryContext) -> u32 {
     let _clock = ToolClock::start();
     state_add(observer_state::IN_DEFERRED_WORK, 1);
+    // No no-spin call with interrupts off can be running under the
+    // irq_work (only an NMI interrupts one): a value here is stale, left
+    // by a call whose exit program was skipped (an interrupt that landed
+    // in an observer), and would make the work's own call_rcu() of that
+    // call's deferred sheaf look like a broken context rule. Dense NMIs
+    // (the nmi trigger's NMI IPIs) made it happen in `all`.
+    state_set(observer_state::NOSPIN_IRQS_OFF_OBJ, 0);
     0
 }
 
@@ -173,6 +234,13 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
     let Some(tag) = our_tag(last) else {
         return 0;
     };
+    // The call that filled the sheaf may not spin and runs with interrupts
+    // off or in NMI: the series hands such a sheaf to call_rcu() only from
+    // the irq_work, as call_rcu() takes locks.
+    if path == Path::SheafImmediate && last == state(observer_state::NOSPIN_IRQS_OFF_OBJ) {
+        count!(tag, call_rcu_unsafe);
+        violated(violation::CALL_RCU_UNSAFE, tag, free_ctx(last) & ctx::MASK, 0, false);
+    }
     match path {
         Path::SheafImmediate => count!(tag, sheaf_call_rcu),
         Path::SheafDeferred => count!(tag, sheaf_call_rcu_deferred),
@@ -191,6 +259,7 @@ pub fn drain(_ctx: FEntryContext) -> u32 {
         crate::triggers::release_held();
         // SAFETY: a sleepable kfunc in a sleepable program.
         unsafe { bpf_nolock_barrier() };
+        crate::reclaim::sort_leftovers();
     }
     0
 }

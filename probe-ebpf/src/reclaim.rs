@@ -7,16 +7,20 @@
 use core::{ffi::c_void, mem::offset_of};
 
 use aya_ebpf::{
-    helpers::{bpf_loop, bpf_probe_read_kernel},
+    helpers::{bpf_for_each_map_elem, bpf_loop, bpf_probe_read_kernel},
     macros::{fentry, kprobe},
     programs::{FEntryContext, ProbeContext},
 };
 use probe_common::{
-    GpSeq, MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, NolockObj, Path, SheafInFlight, Stage,
+    GpSeq, InFlight, MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, MAX_TRIGGERS, NolockObj, OBJ_MAGIC, Path,
+    SheafInFlight, Stage, queue, violation,
 };
 
 use crate::{
-    counters::{IN_FLIGHT, PATH_COUNTERS, RUN_CONFIG, SHEAVES, ToolClock, add, count, now, sample},
+    counters::{
+        IN_FLIGHT, PATH_COUNTERS, RECLAIMED, RUN_CONFIG, SHEAVES, ToolClock, add, count, gp_elapsed, now, sample,
+        violated,
+    },
     kfuncs::bpf_nolock_gp_elapsed,
 };
 
@@ -59,12 +63,14 @@ fn read<T: Default>(addr: u64) -> T {
     unsafe { bpf_probe_read_kernel(addr as *const T) }.unwrap_or_default()
 }
 
-/// Accounts one object given back at `now`. `sheaf` is what is known about
-/// the rcu sheaf it came in, if it came in one.
+/// Accounts one object given back at `now`. `in_sheaf` says whether it came
+/// in an rcu sheaf (else in one of kvfree_rcu's batches, which only
+/// fallen-back objects reach), `sheaf` what is known about that sheaf.
 #[inline(always)]
-fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
+fn reclaim(obj: u64, now: u64, in_sheaf: bool, sheaf: Option<SheafInFlight>) {
     // SAFETY: the value is copied out before the entry is removed.
     let Some(state) = (unsafe { IN_FLIGHT.get(&obj) }).copied() else {
+        check_not_reclaimed(obj, now);
         return;
     };
     let _ = IN_FLIGHT.remove(&obj);
@@ -75,6 +81,8 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
         return;
     }
     count!(tag, reclaimed);
+    // Remembered with its queue, so that a second reclaim is known for one.
+    let _ = RECLAIMED.insert(&obj, &(alloc_ns | state.queued as u64 & 3), 0);
     let free_ns: u64 = read(obj + offset_of!(NolockObj, free_ns) as u64);
     let gp: GpSeq = read(obj + offset_of!(NolockObj, gp_seq) as u64);
     // SAFETY: a kfunc of kernel-patches/ that takes plain values.
@@ -82,7 +90,11 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
 
     // A fallen-back object may take a second chance through an rcu sheaf;
     // it stays on the fallback path.
-    let (path, queued_at) = if state.fell_back != 0 {
+    // With the defer_kfree_rcu() observer skipped no fallback is recorded,
+    // but the deferred work's requeue or a batch reclaim (which only
+    // fallen-back objects reach) still tells the path.
+    let fell_back = state.queued & queue::FALLBACK != 0 || state.requeued_ns != 0 || !in_sheaf;
+    let (path, queued_at) = if fell_back {
         (Path::Fallback, state.requeued_ns)
     } else if let Some(s) = sheaf {
         let path = match s.path {
@@ -127,6 +139,32 @@ fn reclaim(obj: u64, now: u64, sheaf: Option<SheafInFlight>) {
     }
 }
 
+/// Memory given back that holds none of the objects in flight: if it still
+/// holds an object reclaimed before (the same address and `alloc_ns`,
+/// magic and tag intact), the kernel reclaims it a second time.
+#[inline(always)]
+fn check_not_reclaimed(obj: u64, now: u64) {
+    // SAFETY: a copy of the map value.
+    let Some(seen) = (unsafe { RECLAIMED.get(&obj) }).copied() else {
+        return;
+    };
+    let header: NolockObj = read(obj);
+    // alloc_ns carries the queue bits in its two low bits (a nanosecond
+    // clock's two lowest bits name no object apart).
+    if header.magic != OBJ_MAGIC || header.alloc_ns & !3 != seen & !3 || header.tag >= MAX_TRIGGERS {
+        return;
+    }
+    let _ = RECLAIMED.remove(&obj);
+    count!(header.tag, double_reclaimed);
+    violated(
+        violation::DOUBLE_RECLAIMED,
+        header.tag,
+        (seen & 3) as u32,
+        now.saturating_sub(header.free_ns),
+        gp_elapsed(&header.gp_seq),
+    );
+}
+
 /// State of a walk over an array of object pointers (a sheaf's objects, a
 /// bulk block's records), shared with its bpf_loop() callback.
 #[repr(C)]
@@ -135,6 +173,9 @@ struct ArrayWalk {
     now: u64,
     info: SheafInFlight,
     has_info: u64,
+    /// Non-zero: the array is a sheaf's objects (else a kvfree_rcu bulk
+    /// block's records).
+    in_sheaf: u64,
 }
 
 /// State of a walk down a kvfree_rcu list.
@@ -153,7 +194,7 @@ extern "C" fn array_element(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the caller's ArrayWalk, alive for the whole loop.
     let w = unsafe { &*(ctx as *const ArrayWalk) };
     let info = if w.has_info != 0 { Some(w.info) } else { None };
-    reclaim(read(w.base + i * 8), w.now, info);
+    reclaim(read(w.base + i * 8), w.now, w.in_sheaf != 0, info);
     0
 }
 
@@ -165,15 +206,21 @@ extern "C" fn list_element(_i: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     let next: u64 = read(w.head);
-    reclaim(w.head - offset_of!(NolockObj, rcu) as u64, w.now, None);
+    reclaim(w.head - offset_of!(NolockObj, rcu) as u64, w.now, false, None);
     w.head = next;
     0
 }
 
 /// Reclaims the `n` objects whose pointers start at `base`.
 #[inline(always)]
-fn reclaim_array(base: u64, n: u32, now: u64, info: Option<SheafInFlight>) {
-    let mut walk = ArrayWalk { base, now, info: info.unwrap_or_default(), has_info: info.is_some() as u64 };
+fn reclaim_array(base: u64, n: u32, now: u64, in_sheaf: bool, info: Option<SheafInFlight>) {
+    let mut walk = ArrayWalk {
+        base,
+        now,
+        info: info.unwrap_or_default(),
+        has_info: info.is_some() as u64,
+        in_sheaf: in_sheaf as u64,
+    };
     // SAFETY: the callback matches bpf_loop()'s contract and only reads
     // `walk`, which outlives the call.
     unsafe { bpf_loop(n, array_element as *mut c_void, &raw mut walk as *mut c_void, 0) };
@@ -218,7 +265,7 @@ fn reclaim_sheaf(rcu_head: u64) -> u32 {
         let _ = SHEAVES.remove(&sheaf);
     }
     let size: u32 = read(sheaf + cfg.sheaf_size_off as u64);
-    reclaim_array(sheaf + cfg.sheaf_objects_off as u64, size.min(MAX_SHEAF_OBJECTS), now, info);
+    reclaim_array(sheaf + cfg.sheaf_objects_off as u64, size.min(MAX_SHEAF_OBJECTS), now, true, info);
     0
 }
 
@@ -235,7 +282,7 @@ pub fn kvfree_rcu_bulk(ctx: ProbeContext) -> u32 {
     let now = now();
     let bnode = arg_value(&ctx, 1);
     let nr: u64 = read(bnode + cfg.bulk_nr_records_off as u64);
-    reclaim_array(bnode + cfg.bulk_records_off as u64, nr.min(MAX_BULK_RECORDS as u64) as u32, now, None);
+    reclaim_array(bnode + cfg.bulk_records_off as u64, nr.min(MAX_BULK_RECORDS as u64) as u32, now, false, None);
     0
 }
 
@@ -247,5 +294,40 @@ pub fn kvfree_rcu_list(ctx: ProbeContext) -> u32 {
     let mut walk = ListWalk { head: arg_value(&ctx, 0), now: now() };
     // SAFETY: as in reclaim_array().
     unsafe { bpf_loop(MAX_LIST_ENTRIES, list_element as *mut c_void, &raw mut walk as *mut c_void, 0) };
+    0
+}
+
+/// After the drain's barrier every object should be reclaimed. Of those
+/// still in flight, one whose memory no longer holds it (another
+/// `alloc_ns` or magic, or the slab's free pointer written over its cookie)
+/// was freed early and its memory reused or freed again by another owner:
+/// counted as `stale` (premature, or a missed reclaim: the verdict tells
+/// them apart) and forgotten. What is left is lost.
+#[inline(always)]
+pub fn sort_leftovers() {
+    // SAFETY: the helper walks IN_FLIGHT and calls `leftover` with each
+    // entry; the callback keeps no reference past its call.
+    unsafe {
+        bpf_for_each_map_elem(
+            (&raw const IN_FLIGHT).cast_mut().cast(),
+            leftover as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+}
+
+#[inline(never)]
+extern "C" fn leftover(_map: *mut c_void, key: *const u64, value: *const InFlight, _ctx: *mut c_void) -> i64 {
+    // SAFETY: the helper passes the entry's key and value.
+    let (obj, state) = unsafe { (*key, *value) };
+    let header: NolockObj = read(obj);
+    let cookie_kept = state.gp_seq.norm == 0 || header.gp_seq.exp == state.gp_seq.exp;
+    if header.magic == OBJ_MAGIC && header.alloc_ns == state.alloc_ns && cookie_kept {
+        return 0;
+    }
+    count!(state.tag, stale);
+    // Deleting the entry the walk is on is allowed for hash maps.
+    let _ = IN_FLIGHT.remove(&obj);
     0
 }

@@ -17,14 +17,14 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
 use probe_common::{
-    HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS, NolockObj,
-    RunConfig, Trigger, call_kind, ctx, held_slot, observer_state,
+    GpSeq, HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS, NolockObj,
+    RunConfig, Trigger, call_kind, ctx, held_slot, observer_state, violation,
 };
 
 use crate::{
     counters::{
-        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, now, state,
-        state_add, time_call,
+        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, gp_elapsed, now, state,
+        state_add, time_call, violated,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
@@ -177,6 +177,9 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
         return obj;
     }
     time_call(tag, call_kind::ALLOC, took);
+    if cfg.follow != 0 {
+        check_not_in_flight(obj as u64);
+    }
     // SAFETY: `obj` is a valid object until it is released.
     let alloc_ctx = unsafe { (*obj).alloc_ctx } as u32;
     count!(tag, alloc_ctx[(alloc_ctx & ctx::MASK) as usize & (ctx::COUNT - 1)]);
@@ -184,6 +187,22 @@ fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
         count!(tag, alloc_irqs_off);
     }
     obj
+}
+
+/// The allocator just handed out `addr`: if an object of the tool's that
+/// was handed to kfree_rcu_nolock() still lives there, unreclaimed, the
+/// kernel freed it before its reclaim, by a route no reclaim observer saw
+/// (or, should one have been skipped, the tool missed its reclaim: the
+/// verdict tells the two apart by the observers' recursion misses).
+#[inline(always)]
+fn check_not_in_flight(addr: u64) {
+    // SAFETY: a copy of the map value.
+    let Some(old) = (unsafe { IN_FLIGHT.get(&addr) }).copied() else {
+        return;
+    };
+    let _ = IN_FLIGHT.remove(&addr);
+    count!(old.tag, reused_in_flight);
+    violated(violation::REUSED, old.tag, old.queued, now().saturating_sub(old.free_ns), gp_elapsed(&old.gp_seq));
 }
 
 /// `BPF_NOEXIST` and the error it gives when the key exists.
@@ -212,8 +231,9 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     // once must still be caught.
     if cfg.follow != 0 {
         let key = obj as u64;
+        // free_ns until the header's own is copied in after the call.
         // SAFETY: `obj` is a valid object until it is released.
-        let state = InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, ..Default::default() };
+        let state = InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, free_ns: now(), ..Default::default() };
         match IN_FLIGHT.insert(&key, &state, BPF_NOEXIST) {
             Ok(()) => {}
             Err(e) if e == -EEXIST => {
@@ -231,10 +251,14 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
         }
     }
     let before = paths_seen(tag);
+    let addr = obj as u64;
     let timer = CallTimer::start();
     // SAFETY: releases a reference taken by allocate().
     unsafe { bpf_kfree_rcu_nolock(obj) };
     let took = timer.took();
+    if cfg.follow != 0 {
+        keep_free_stamp(addr);
+    }
     let after = paths_seen(tag);
     let kind = if after[1] != before[1] {
         call_kind::FREE_FALLBACK
@@ -247,6 +271,32 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     };
     time_call(tag, kind, took);
     count!(tag, freed_rcu);
+}
+
+/// Copies the free time and grace-period cookie that bpf_kfree_rcu_nolock()
+/// wrote into the header at `addr` into the object's `IN_FLIGHT` entry,
+/// where they outlive the memory's next owner. No grace period ends while
+/// this program runs, so a healthy kernel still holds the object here.
+#[inline(always)]
+fn keep_free_stamp(addr: u64) {
+    let Some(s) = IN_FLIGHT.get_ptr_mut(&addr) else { return };
+    // SAFETY: bpf_probe_read_kernel() copes with any address.
+    let (alloc_ns, free_ns, gp) = unsafe {
+        let o = addr as *const NolockObj;
+        (
+            bpf_probe_read_kernel(&raw const (*o).alloc_ns).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*o).free_ns).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*o).gp_seq).unwrap_or(GpSeq::default()),
+        )
+    };
+    // SAFETY: a value of the map, updated in place; a broken kernel may
+    // have handed the memory to another object already: leave that alone.
+    unsafe {
+        if (*s).alloc_ns == alloc_ns {
+            (*s).free_ns = free_ns;
+            (*s).gp_seq = gp;
+        }
+    }
 }
 
 /// What the path observers have counted for trigger `tag` on this CPU:

@@ -2,26 +2,33 @@
 //! used by `run` and `bench` to judge, and by xtask's end-to-end tests,
 //! which hold a guest's result to the same functions instead of copies.
 
-use probe_common::{TriggerCounters, call_kind, programs};
+use probe_common::{TriggerCounters, call_kind, ctx, programs, violation};
 
+// The invariants judged while a run runs (`run --stream`): checks/live.rs.
+mod live;
+
+pub use self::live::live;
 pub use crate::verdict::{Check, Verdict};
 use crate::{
     kernel::{CrossCheck, KernelLogReport},
-    run::{InFlightReport, PathReport, RunReport, TriggerReport},
+    run::{InFlightReport, RunReport, TriggerReport, ViolationReport},
 };
 
 /// Every check of a run, from what it collected (everything in `r` but
 /// its checks and verdict). Without following objects (`--no-follow`)
-/// nothing can be said about early or lost objects: those checks are not
-/// made, and the plan says so.
+/// nothing can be said about early, doubled or lost objects: those checks
+/// are not made, and the plan says so.
 pub fn of_run(r: &RunReport) -> Vec<Check> {
     let mut checks = if r.plan.follow {
-        let mut c = kernel_checks(&r.totals, &r.in_flight, &r.latency.paths);
-        c.extend(follow_checks(&r.totals, r.in_flight.lost, reclaim_misses(r)));
+        let misses = reclaim_misses(r);
+        let mut c = vec![premature_free(r, misses), double_free(r)];
+        c.push(lost_objects(&r.in_flight));
+        c.extend(follow_checks(&r.totals, r.in_flight.lost, misses));
         c
     } else {
         Vec::new()
     };
+    checks.extend(context_rules(r));
     checks.extend(kernel_log_checks(&r.kernel_log));
     checks.extend(trigger_checks(&r.triggers, r.path_misses()));
     checks.extend(slub_stats_check(&r.slub_stats));
@@ -105,65 +112,219 @@ pub fn trigger_checks(triggers: &[TriggerReport], path_misses: u64) -> Vec<Check
     out
 }
 
-/// What the kernel promised: no object given back early, none lost. A
-/// failure here means the kernel is wrong.
-pub fn kernel_checks(
-    totals: &TriggerCounters,
-    in_flight: &InFlightReport,
-    paths: &[PathReport],
-) -> Vec<Check> {
-    let by_path: Vec<String> = paths
+/// What the kernel promised: no object of the tool's leaves the allocator's
+/// care before its grace period ends, by any route. Three ways to see one
+/// that did: its reclaim came before the grace period its cookie names;
+/// kmalloc_nolock() handed its memory out again while it was in flight;
+/// its reclaim found the memory holding another owner's object (`stale`).
+/// The last two also follow from a reclaim the tool missed: with the
+/// reclaim observers skipped (`reclaim_misses`) they are the tool's, and
+/// `reclaims_followed` says so instead.
+pub fn premature_free(r: &RunReport, reclaim_misses: u64) -> Check {
+    let t = &r.totals;
+    let mut found = Vec::new();
+    if t.premature > 0 {
+        let by_path: Vec<String> = r
+            .latency
+            .paths
+            .iter()
+            .filter(|p| p.premature > 0)
+            .map(|p| match p.premature_after_call_rcu {
+                0 => format!("{} {}", p.path, p.premature),
+                late => format!("{} {}, {late} freed after their sheaf's call_rcu()", p.path, p.premature),
+            })
+            .collect();
+        // Reclaimed from a sheaf whose call_rcu() the tool never saw (the
+        // `unattributed` objects): no path to name.
+        let mut by_path = by_path;
+        let pathless = t.premature - r.latency.paths.iter().map(|p| p.premature).sum::<u64>().min(t.premature);
+        if pathless > 0 {
+            by_path.push(format!("no recorded path {pathless}"));
+        }
+        let by_path = if by_path.is_empty() { String::new() } else { format!(" ({})", by_path.join(", ")) };
+        found.push(format!("{} given back before their grace period ended{by_path}", t.premature));
+    }
+    if reclaim_misses == 0 {
+        let reused = r.violation(violation::NAMES[violation::REUSED as usize]);
+        if t.reused_in_flight > 0 {
+            found.push(format!(
+                "{} handed out again by kmalloc_nolock() while in flight, without a reclaim ({}); {}",
+                t.reused_in_flight,
+                split(&reused.by, "queued on"),
+                age_and_grace(&reused)
+            ));
+        }
+        if t.stale > 0 {
+            found.push(format!(
+                "{} whose memory held another owner's object (or a free pointer) when a reclaim path gave it \
+                 back or after the drain",
+                t.stale
+            ));
+        }
+    }
+    let early = t.premature + if reclaim_misses == 0 { t.reused_in_flight + t.stale } else { 0 };
+    Check::new(
+        "premature_free",
+        early == 0,
+        if found.is_empty() {
+            "no object was freed before its grace period ended".into()
+        } else {
+            format!("premature free: {}", found.join("; "))
+        },
+    )
+}
+
+/// Queue names and counts: "queued on rcu sheaf 3, fallback 1".
+fn split(by: &std::collections::BTreeMap<String, u64>, what: &str) -> String {
+    let parts: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    format!("{what} {}", if parts.is_empty() { "unknown".into() } else { parts.join(", ") })
+}
+
+/// "4 us to 1.2 ms after kfree_rcu_nolock(), grace period over for 0 of 12".
+fn age_and_grace(v: &ViolationReport) -> String {
+    format!(
+        "{} to {} after kfree_rcu_nolock(), grace period over for {} of {}",
+        crate::dist::human_ns(v.age_min_ns),
+        crate::dist::human_ns(v.age_max_ns),
+        v.grace_period_over,
+        v.count
+    )
+}
+
+/// One kfree_rcu_nolock() is one reclaim: an object the kernel queued twice
+/// (caught when it is queued, before it can be reclaimed twice) or
+/// reclaimed twice (caught at the second reclaim) is a double free.
+pub fn double_free(r: &RunReport) -> Check {
+    let t = &r.totals;
+    let mut found = Vec::new();
+    if t.double_queued > 0 {
+        let v = r.violation(violation::NAMES[violation::DOUBLE_QUEUED as usize]);
+        found.push(format!(
+            "{} kfree_rcu_nolock() calls queued twice ({}; {})",
+            t.double_queued,
+            split(&v.by, "queued on"),
+            by_trigger(r, |c| c.double_queued)
+        ));
+    }
+    if t.double_reclaimed > 0 {
+        let v = r.violation(violation::NAMES[violation::DOUBLE_RECLAIMED as usize]);
+        found.push(format!(
+            "{} objects reclaimed twice ({}; {})",
+            t.double_reclaimed,
+            split(&v.by, "first queued on"),
+            by_trigger(r, |c| c.double_reclaimed)
+        ));
+    }
+    Check::new(
+        "double_free",
+        found.is_empty(),
+        if found.is_empty() {
+            "no object was queued or reclaimed twice".into()
+        } else {
+            format!("double free: {}", found.join("; "))
+        },
+    )
+}
+
+/// "perf_event 3, hrtimer 1": the triggers with a non-zero `count`.
+fn by_trigger(r: &RunReport, count: impl Fn(&TriggerCounters) -> u64) -> String {
+    let parts: Vec<String> = r
+        .triggers
         .iter()
-        .filter(|p| p.premature > 0)
-        .map(|p| match p.premature_after_call_rcu {
-            0 => format!("{} {}", p.path, p.premature),
-            late => format!("{} {}, {late} freed after their sheaf's call_rcu()", p.path, p.premature),
-        })
+        .filter(|t| count(&t.total) > 0)
+        .map(|t| format!("{} {}", t.name.name(), count(&t.total)))
         .collect();
-    vec![
-        Check::new(
-            "premature_free",
-            totals.premature == 0,
-            format!(
-                "{} objects given back before their grace period ended{}",
-                totals.premature,
-                if by_path.is_empty() { String::new() } else { format!(" ({})", by_path.join(", ")) }
-            ),
+    parts.join(", ")
+}
+
+/// No object is still in flight once the drain's kvfree_rcu_barrier() is
+/// over.
+pub fn lost_objects(in_flight: &InFlightReport) -> Check {
+    Check::new(
+        "lost_objects",
+        in_flight.lost == 0,
+        format!(
+            "{} objects handed to kfree_rcu_nolock() were not given back after the drain",
+            in_flight.lost
         ),
-        Check::new(
-            "lost_objects",
-            in_flight.lost == 0,
-            format!(
-                "{} objects handed to kfree_rcu_nolock() were not given back after the drain",
-                in_flight.lost
-            ),
-        ),
-    ]
+    )
+}
+
+/// The context rules of the series that the counters can judge, one check
+/// each (README: "Context rules"). The lockdep rule is the console's and
+/// the kernel log's (`kernel_log_checks`).
+pub fn context_rules(r: &RunReport) -> Vec<Check> {
+    let mut out = Vec::new();
+    if r.plan.follow {
+        let t = &r.totals;
+        let v = r.violation(violation::NAMES[violation::CALL_RCU_UNSAFE as usize]);
+        out.push(Check::new(
+            "context_rule_call_rcu_deferred",
+            t.call_rcu_unsafe == 0,
+            if t.call_rcu_unsafe == 0 {
+                "no full rcu sheaf of a no-spin call with interrupts off or in NMI reached call_rcu() inside the call"
+                    .into()
+            } else {
+                format!(
+                    "context violation: rule \"a full rcu sheaf filled by a no-spin call with interrupts off or in NMI \
+                     reaches call_rcu() only through the deferred irq_work\" broken {} times ({}; {})",
+                    t.call_rcu_unsafe,
+                    split(&v.by, "in"),
+                    by_trigger(r, |c| c.call_rcu_unsafe)
+                )
+            },
+        ));
+    }
+    if r.kernel.config.get("CONFIG_PREEMPT_RT").is_some_and(|v| v == "y") {
+        let hard = |c: &TriggerCounters| c.alloc_ctx[ctx::HARDIRQ as usize] + c.alloc_ctx[ctx::NMI as usize];
+        let n = hard(&r.totals);
+        out.push(Check::new(
+            "context_rule_rt_no_alloc_in_hardirq",
+            n == 0,
+            if n == 0 {
+                "on PREEMPT_RT kmalloc_nolock() returned no object in hardirq or NMI".into()
+            } else {
+                format!(
+                    "context violation: rule \"on PREEMPT_RT kmalloc_nolock() fails in hardirq and NMI \
+                     (can_spin_trylock())\" broken {n} times ({})",
+                    by_trigger(r, hard)
+                )
+            },
+        ));
+    }
+    out
 }
 
 /// Whether the observers followed every object, without which the
 /// premature and lost counts cannot be trusted: each object handed to
 /// kfree_rcu_nolock() ends in exactly one of reclaimed, untracked, stale
-/// (its reclaim went unseen) or lost, and the kernel never skipped a
-/// reclaim observer (`reclaim_misses`, its recursion protection).
+/// (its memory held another object at the reclaim), reused in flight or
+/// lost, and the kernel never skipped a reclaim observer
+/// (`reclaim_misses`, its recursion protection). With skips, stale and
+/// reused objects are the tool's missed reclaims, and this check names
+/// them; without, `premature_free` does.
 pub fn follow_checks(totals: &TriggerCounters, lost: u64, reclaim_misses: u64) -> Vec<Check> {
-    let ends = totals.reclaimed + totals.untracked + totals.stale + lost;
+    let ends = totals.reclaimed + totals.untracked + totals.stale + totals.reused_in_flight + lost;
     vec![
         Check::new(
             "objects_accounted",
             ends == totals.freed_rcu,
             format!(
-                "reclaimed {} + untracked {} + stale {} + lost {lost} = {ends}, kfree_rcu_nolock() calls {}",
-                totals.reclaimed, totals.untracked, totals.stale, totals.freed_rcu
+                "reclaimed {} + untracked {} + stale {} + reused in flight {} + lost {lost} = {ends}, \
+                 kfree_rcu_nolock() calls {}",
+                totals.reclaimed, totals.untracked, totals.stale, totals.reused_in_flight, totals.freed_rcu
             ),
         ),
         Check::new(
             "reclaims_followed",
-            totals.stale == 0 && reclaim_misses == 0,
+            reclaim_misses == 0,
             format!(
-                "{} objects' reclaims went unseen and the kernel skipped the reclaim observers {reclaim_misses} \
-                 times, so the premature and lost counts may be off",
-                totals.stale
+                "the tool's bookkeeping: the kernel skipped the reclaim observers {reclaim_misses} times, so \
+                 {} objects whose memory came back while in flight ({} stale, {} reused) may be missed reclaims, \
+                 and the premature and lost counts may be off",
+                totals.stale + totals.reused_in_flight,
+                totals.stale,
+                totals.reused_in_flight
             ),
         ),
     ]
@@ -278,31 +439,151 @@ mod tests {
         t.reclaimed = 9;
         assert!(failed(follow_checks(&t, 1, 0)).is_empty());
         assert_eq!(failed(follow_checks(&t, 0, 0)), ["objects_accounted"]);
+        // A stale object ends the object too (premature_free judges it).
         t.stale = 1;
-        assert_eq!(failed(follow_checks(&t, 0, 0)), ["reclaims_followed"]);
+        assert!(failed(follow_checks(&t, 0, 0)).is_empty());
         assert_eq!(failed(follow_checks(&t, 0, 2)), ["reclaims_followed"]);
+    }
+
+    /// A committed healthy run (vm-debug-20s.json, the debug kernel, every
+    /// check passing) to break one way at a time.
+    fn healthy() -> RunReport {
+        let r = crate::Document::read_run(&crate::testing::repo_path("results/vm-debug-20s.json")).unwrap();
+        assert!(of_run(&r).iter().all(|c| c.pass), "the committed run passes");
+        r
+    }
+
+    fn violation(count: u64, by: &[(&str, u64)], over: u64, ages: (u64, u64)) -> ViolationReport {
+        ViolationReport {
+            count,
+            by: by.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            grace_period_over: over,
+            age_min_ns: ages.0,
+            age_max_ns: ages.1,
+        }
+    }
+
+    fn reasons(r: &RunReport) -> Vec<String> {
+        Verdict::of(&of_run(r)).reasons
     }
 
     #[test]
     fn early_and_lost_objects_fail_with_their_path() {
-        let mut totals = counters(10, 10, 0);
-        totals.premature = 3;
-        let path = PathReport {
-            path: "sheaf_immediate".into(),
-            reclaimed: 10,
-            premature: 3,
-            premature_after_call_rcu: 1,
-            ..Default::default()
-        };
-        let in_flight = InFlightReport { lost: 2, ..Default::default() };
-        let v = Verdict::of(&kernel_checks(&totals, &in_flight, &[path]));
+        let mut r = healthy();
+        r.totals.premature = 3;
+        let p = r.latency.paths.iter_mut().find(|p| p.path == "sheaf_immediate").unwrap();
+        p.premature = 3;
+        p.premature_after_call_rcu = 1;
+        r.in_flight.lost = 2;
+        r.totals.reclaimed -= 2;
         assert_eq!(
-            v.reasons,
+            reasons(&r),
             [
-                "premature_free: 3 objects given back before their grace period ended (sheaf_immediate 3, 1 freed \
-                 after their sheaf's call_rcu())",
+                "premature_free: premature free: 3 given back before their grace period ended (sheaf_immediate 3, \
+                 1 freed after their sheaf's call_rcu())",
                 "lost_objects: 2 objects handed to kfree_rcu_nolock() were not given back after the drain",
             ]
+        );
+    }
+
+    /// Memory handed out again while its object was in flight is the
+    /// kernel's premature free, named with the object's queue, age and
+    /// grace period; unless the reclaim observers were skipped, when it is
+    /// the tool's missed reclaim and named as such.
+    #[test]
+    fn reuse_in_flight_is_a_premature_free_unless_the_tool_missed_reclaims() {
+        let mut r = healthy();
+        r.totals.reused_in_flight = 12;
+        r.totals.reclaimed -= 12;
+        r.violations.insert(
+            "reused_in_flight".into(),
+            violation(12, &[("no path", 9), ("rcu sheaf", 3)], 0, (4_000, 1_200_000)),
+        );
+        assert_eq!(
+            reasons(&r),
+            [
+                "premature_free: premature free: 12 handed out again by kmalloc_nolock() while in flight, without a \
+              reclaim (queued on no path 9, rcu sheaf 3); 4.000us to 1.200ms after kfree_rcu_nolock(), grace \
+              period over for 0 of 12"
+            ]
+        );
+        r.recursion_misses.insert("rcu_free_sheaf".into(), 1);
+        assert_eq!(
+            reasons(&r),
+            [
+                "reclaims_followed: the tool's bookkeeping: the kernel skipped the reclaim observers 1 times, so 12 \
+              objects whose memory came back while in flight (0 stale, 12 reused) may be missed reclaims, and the \
+              premature and lost counts may be off"
+            ]
+        );
+    }
+
+    #[test]
+    fn stale_memory_at_reclaim_is_a_premature_free() {
+        let mut r = healthy();
+        r.totals.stale = 2;
+        r.totals.reclaimed -= 2;
+        assert_eq!(
+            reasons(&r),
+            [
+                "premature_free: premature free: 2 whose memory held another owner's object (or a free pointer) \
+                 when a reclaim path gave it back or after the drain"
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_queued_or_reclaimed_twice_are_a_double_free() {
+        let mut r = healthy();
+        let t = r.triggers.iter_mut().find(|t| t.name == Trigger::PerfEvent).unwrap();
+        t.total.double_queued = 5;
+        t.total.double_reclaimed = 2;
+        r.totals.double_queued = 5;
+        r.totals.double_reclaimed = 2;
+        r.violations
+            .insert("double_queued".into(), violation(5, &[("rcu sheaf and fallback", 5)], 0, (0, 0)));
+        r.violations.insert("double_reclaimed".into(), violation(2, &[("rcu sheaf", 2)], 2, (0, 0)));
+        assert_eq!(
+            reasons(&r),
+            [
+                "double_free: double free: 5 kfree_rcu_nolock() calls queued twice (queued on rcu sheaf and fallback \
+              5; perf_event 5); 2 objects reclaimed twice (first queued on rcu sheaf 2; perf_event 2)"
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_context_rules_name_rule_trigger_and_count() {
+        let mut r = healthy();
+        let t = r.triggers.iter_mut().find(|t| t.name == Trigger::PerfEvent).unwrap();
+        t.total.call_rcu_unsafe = 7;
+        r.totals.call_rcu_unsafe = 7;
+        r.violations.insert("call_rcu_unsafe".into(), violation(7, &[("hardirq", 7)], 0, (0, 0)));
+        assert_eq!(
+            reasons(&r),
+            [
+                "context_rule_call_rcu_deferred: context violation: rule \"a full rcu sheaf filled by a no-spin call \
+              with interrupts off or in NMI reaches call_rcu() only through the deferred irq_work\" broken 7 times \
+              (in hardirq 7; perf_event 7)"
+            ]
+        );
+
+        // The debug kernel allocates in hardirq; on PREEMPT_RT that breaks
+        // can_spin_trylock()'s rule.
+        let mut r = healthy();
+        let hard: u64 = r.totals.alloc_ctx[ctx::HARDIRQ as usize];
+        assert!(hard > 0);
+        assert!(context_rules(&r).iter().all(|c| c.pass));
+        r.kernel.config.insert("CONFIG_PREEMPT_RT".into(), "y".into());
+        let failed: Vec<_> = context_rules(&r).into_iter().filter(|c| !c.pass).collect();
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].detail.starts_with(&format!(
+                "context violation: rule \"on PREEMPT_RT kmalloc_nolock() fails in hardirq and NMI \
+                 (can_spin_trylock())\" broken {hard} times ("
+            )),
+            "{}",
+            failed[0].detail
         );
     }
 

@@ -68,3 +68,14 @@ impl Default for HistogramLayout {
         }
     }
 }
+
+/// 1234 -> "1.234us".
+pub fn human_ns(ns: u64) -> String {
+    let v = ns as f64;
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{:.3}us", v / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.3}ms", v / 1e6),
+        _ => format!("{:.3}s", v / 1e9),
+    }
+}

@@ -10,8 +10,10 @@
 
 pub mod bench;
 pub mod checks;
+pub mod cut_short;
 pub mod dist;
 pub mod kernel;
+pub mod progress;
 pub mod run;
 pub mod verdict;
 
@@ -22,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::{
     bench::BenchReport,
+    cut_short::CutShort,
+    progress::Progress,
     run::{Plan, RunReport},
     verdict::{Check, Verdict},
 };
@@ -55,7 +59,8 @@ pub struct ConsoleReport {
 }
 
 /// What `cargo xtask vm` writes when the guest stopped before nolock-probe
-/// wrote its result: the console's findings and a failed verdict.
+/// wrote its result and before it streamed any progress: the console's
+/// findings and a failed verdict. With progress it writes a [`CutShort`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incomplete {
     pub schema_version: u32,
@@ -72,12 +77,14 @@ pub struct Incomplete {
 pub enum Document {
     Run(Box<RunReport>),
     Bench(Box<BenchReport>),
+    /// A run the guest stopped after it streamed progress.
+    CutShort(Box<CutShort>),
     Incomplete(Incomplete),
 }
 
 impl Document {
-    /// Reads a document, telling a bench (it has `benchmark`) and a stub
-    /// (`incomplete`) from a run, and refusing schema versions this tool
+    /// Reads a document, telling a bench (it has `benchmark`), a run cut
+    /// short (`cut_short`) and a stub (`incomplete`) from a run, and refusing schema versions this tool
     /// does not know, in one sentence.
     pub fn from_json(text: &str) -> Result<Document> {
         let value: serde_json::Value = serde_json::from_str(text).context("it is not a JSON document")?;
@@ -90,7 +97,9 @@ impl Document {
             ),
             None => bail!("it is not a nolock-probe result (no schema_version)"),
         }
-        Ok(if value.get("incomplete").is_some() {
+        Ok(if value.get("cut_short").is_some() {
+            Document::CutShort(serde_json::from_value(value).context("it is not a valid cut-short result")?)
+        } else if value.get("incomplete").is_some() {
             Document::Incomplete(serde_json::from_value(value).context("it is not a valid stub result")?)
         } else if value.get("benchmark").is_some() {
             Document::Bench(serde_json::from_value(value).context("it is not a valid bench result")?)
@@ -112,7 +121,7 @@ impl Document {
         match Document::read(path)? {
             Document::Run(r) => Ok(*r),
             Document::Bench(_) => bail!("{} is a bench result, not a run's", path.display()),
-            Document::Incomplete(_) => {
+            Document::Incomplete(_) | Document::CutShort(_) => {
                 bail!("{} is what was left of a run that never wrote its result", path.display())
             }
         }
@@ -126,6 +135,7 @@ impl Document {
         match self {
             Document::Run(r) => &r.verdict,
             Document::Bench(b) => &b.verdict,
+            Document::CutShort(c) => &c.verdict,
             Document::Incomplete(i) => &i.verdict,
         }
     }
@@ -135,6 +145,7 @@ impl Document {
         let (verdict, slot) = match self {
             Document::Run(r) => (&mut r.verdict, &mut r.console),
             Document::Bench(b) => (&mut b.verdict, &mut b.console),
+            Document::CutShort(c) => (&mut c.verdict, &mut c.console),
             Document::Incomplete(i) => (&mut i.verdict, &mut i.console),
         };
         for f in &console.findings {
@@ -155,6 +166,26 @@ impl Document {
             },
             console: None,
         });
+        doc.add_console(console);
+        doc
+    }
+
+    /// What is left of a run whose guest stopped before nolock-probe wrote
+    /// its result: a [`CutShort`] from the last complete line of `stream`
+    /// (what `run --stream` wrote) and how the guest ended (`first`, the
+    /// console's first finding with its printk timestamp, and nolock-probe's
+    /// `exit` status), or the stub when no progress line came.
+    pub fn stopped(
+        stream: &str,
+        first: Option<(kernel::Finding, Option<f64>)>,
+        exit: Option<i32>,
+        console: ConsoleReport,
+    ) -> Document {
+        let Some((last, lines)) = progress::last_complete(stream) else {
+            return Document::incomplete(console);
+        };
+        let crash = cut_short::Crash::new(first, exit, &last);
+        let mut doc = Document::CutShort(Box::new(CutShort::new(last, lines, crash)));
         doc.add_console(console);
         doc
     }
@@ -211,6 +242,10 @@ mod tests {
                     assert!(!r.triggers.is_empty(), "{name} has no triggers");
                 }
                 Document::Incomplete(_) => panic!("{name} is a stub"),
+                Document::CutShort(c) => {
+                    assert!(name.contains("cut-short"), "{name} read as a run cut short");
+                    assert!(!c.last_progress.triggers.is_empty(), "{name} streamed no triggers");
+                }
             }
             let again = Document::from_json(&doc.to_json_pretty().unwrap()).unwrap();
             assert_eq!(again, doc, "{name} does not survive a write and a read");
@@ -246,5 +281,49 @@ mod tests {
         assert_eq!(stub.verdict().reasons[1], "console: [lockdep] WARNING: inconsistent lock state");
         let again = Document::from_json(&stub.to_json_pretty().unwrap()).unwrap();
         assert!(matches!(again, Document::Incomplete(_)));
+    }
+
+    /// A guest that died after streaming progress leaves a cut-short
+    /// result from the last complete line; one that died before leaves the
+    /// stub.
+    #[test]
+    fn a_stopped_guest_is_cut_short_after_progress_and_a_stub_before() {
+        let panic =
+            kernel::Finding { category: "panic".into(), line: "Kernel panic - not syncing: sysrq".into() };
+        let console = ConsoleReport { log: "c.log".into(), findings: vec![panic.clone()] };
+        let stub = Document::stopped("", Some((panic.clone(), Some(40.0))), None, console.clone());
+        assert!(matches!(stub, Document::Incomplete(_)));
+
+        let mut latch = progress::Latch::default();
+        let mut stream = String::new();
+        for s in 1..=2u64 {
+            let p = Progress {
+                schema_version: SCHEMA_VERSION,
+                scenario: "default".into(),
+                repeat: 1,
+                elapsed_s: s as f64,
+                duration_s: 60,
+                uptime_s: Some(30.0 + s as f64),
+                triggers: [(probe_common::Trigger::Syscall, testing::counters(10 * s, 10 * s, 0))].into(),
+                in_flight: Some(1),
+                first_failure: None,
+            };
+            stream += &(serde_json::to_string(&latch.line(p).0).unwrap() + "\n");
+        }
+        stream += "{\"schema_version\": 2, \"scen";
+        let doc = Document::stopped(&stream, Some((panic, Some(33.5))), None, console);
+        let Document::CutShort(c) = &doc else { panic!("not cut short: {doc:?}") };
+        assert_eq!((c.progress_lines, c.last_progress.elapsed_s), (2, 2.0));
+        assert_eq!(
+            doc.verdict().reasons,
+            [
+                "cut short at 3.5 s of 60 s (guest uptime 33.5 s): [panic] Kernel panic - not syncing: sysrq",
+                "before it: no invariant had failed after 2 s",
+                "console: [panic] Kernel panic - not syncing: sysrq",
+            ]
+        );
+        let again = Document::from_json(&doc.to_json_pretty().unwrap()).unwrap();
+        assert_eq!(again, doc);
+        assert!(Document::read_run(std::path::Path::new("/nonexistent")).is_err());
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use probe_common::{Intended, Stage, Trigger, TriggerCounters, alloc_flags, call_kind};
+use probe_common::{
+    Intended, Stage, Trigger, TriggerCounters, ViolationStats, alloc_flags, call_kind, ctx, queue, violation,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -35,6 +37,10 @@ pub struct RunReport {
     pub totals: TriggerCounters,
     pub latency: Latency,
     pub in_flight: InFlightReport,
+    /// What the observers caught as it happened, by kind
+    /// (`probe_common::violation::NAMES`).
+    #[serde(default)]
+    pub violations: BTreeMap<String, ViolationReport>,
     pub slub_stats: CrossCheck,
     pub kernel_log: KernelLogReport,
     /// Per BPF program: times the kernel skipped it because it was already
@@ -144,10 +150,12 @@ pub struct Unsupported {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NmiSourceReport {
-    /// "sysrq-l" (NMI backtrace IPIs) or "pmu" (perf overflows).
+    /// "nmi-ipi" (the kernel's NMI IPI source, patch 0004), "sysrq-l" (NMI
+    /// backtrace IPIs) or "pmu" (perf overflows).
     pub kind: String,
+    /// NMIs a second per CPU (nmi-ipi) or sysrq-l rounds a second.
     pub rate_hz: u32,
-    /// sysrq-l requests made.
+    /// NMI IPIs sent, or sysrq-l requests made.
     pub sent: u64,
 }
 
@@ -297,6 +305,51 @@ pub struct InFlightReport {
     pub lost_by_trigger: BTreeMap<String, u64>,
     /// Objects not followed because the in-flight map was full.
     pub untracked: u64,
+}
+
+/// One kind of violation, over all CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViolationReport {
+    pub count: u64,
+    /// The count split by what the kind names: the object's queue
+    /// (`no path`, `rcu sheaf`, `fallback`, both) or, for
+    /// `call_rcu_unsafe`, the context of the call.
+    pub by: BTreeMap<String, u64>,
+    /// Of `count`, objects whose grace period had ended when it was caught.
+    pub grace_period_over: u64,
+    /// Time from kfree_rcu_nolock() to the violation.
+    pub age_min_ns: u64,
+    pub age_max_ns: u64,
+}
+
+impl ViolationReport {
+    /// The report of violation `kind` from its per-CPU values.
+    pub fn new(kind: u32, per_cpu: &[ViolationStats]) -> ViolationReport {
+        let mut s = ViolationStats::default();
+        for v in per_cpu {
+            s.merge(v);
+        }
+        // The rule is about interrupts off: say so of the contexts where
+        // they are not always off.
+        const CALL_CONTEXTS: [&str; ctx::COUNT] =
+            ["task with interrupts off", "softirq with interrupts off", "hardirq", "nmi"];
+        let names: &[&str] = if kind == violation::CALL_RCU_UNSAFE { &CALL_CONTEXTS } else { &queue::NAMES };
+        ViolationReport {
+            count: s.count,
+            by: names.iter().zip(s.by).filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect(),
+            grace_period_over: s.gp_passed,
+            age_min_ns: s.age_min_ns,
+            age_max_ns: s.age_max_ns,
+        }
+    }
+}
+
+impl RunReport {
+    /// The report of a violation kind (`violation::NAMES`); empty when the
+    /// run has none (older results too).
+    pub fn violation(&self, name: &str) -> ViolationReport {
+        self.violations.get(name).cloned().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,14 @@
 //! nothing here repeats them.
 
 use probe_common::{Intended, Path, Stage, Trigger, call_kind, ctx};
-use probe_result::{BenchReport, Document, RunReport};
+use probe_result::{BenchReport, RunReport};
+
+// What a run the guest's kernel cut short must show: e2e/cut_short.rs.
+mod cut_short;
+pub use self::cut_short::cut_short_problems;
+// What each fault kernel's run must show: e2e/faults.rs.
+mod faults;
+pub use self::faults::{FAULTS, Fault};
 
 /// The default scenario's triggers, each of which must fire on every CPU.
 pub const TRIGGERS: [Trigger; 3] = [Trigger::LockedKprobe, Trigger::PerfEvent, Trigger::FentryDeferredWork];
@@ -194,20 +201,6 @@ pub fn burst_problems(report: &RunReport, burst: u64) -> Vec<String> {
     problems
 }
 
-/// What a fault kernel's run must show: a failed verdict with a reason
-/// that starts with `reason`.
-pub fn fault_problems(doc: &Document, reason: &str) -> Vec<String> {
-    let v = doc.verdict();
-    let mut problems = Vec::new();
-    if v.pass {
-        problems.push("the verdict is not fail".into());
-    }
-    if !v.reasons.iter().any(|r| r.starts_with(reason)) {
-        problems.push(format!("no reason starts with `{reason}`: {:?}", v.reasons));
-    }
-    problems
-}
-
 /// Every problem with a run limited to `rate` calls a second per trigger
 /// and CPU: no CPU of any trigger above it (a tenth and two calls of
 /// slack for the clocks), and `busy`, hit far more often, near it.
@@ -319,7 +312,7 @@ pub fn bench_problems(report: &BenchReport, cpus: u32, samples: usize) -> Vec<St
 mod tests {
     use probe_common::TriggerCounters;
     use probe_result::{
-        Verdict,
+        Document, Verdict,
         bench::FreeReport,
         dist::{Distribution, StageReport},
         run::{TriggerReport, Unsupported},
@@ -500,16 +493,6 @@ mod tests {
                 "no burst filled an rcu sheaf",
             ]
         );
-    }
-
-    #[test]
-    fn fault_runs_need_the_right_reason() {
-        let mut r = good();
-        r.verdict = failing("lost_objects: 12 objects ...");
-        let doc = Document::Run(Box::new(r));
-        assert!(fault_problems(&doc, "lost_objects:").is_empty());
-        assert_eq!(fault_problems(&doc, "premature_free:").len(), 1);
-        assert_eq!(fault_problems(&Document::Run(Box::new(good())), "lost_objects:").len(), 2);
     }
 
     #[test]

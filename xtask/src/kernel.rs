@@ -128,12 +128,14 @@ impl Kernels<'_> {
         Ok(patches)
     }
 
+    /// A test-only patch on top of the series: a fault (faults/) or a
+    /// candidate fix of a finding (fixes/), by file stem.
     fn fault_patch(&self, name: &str) -> Result<PathBuf> {
-        let p = self.patches_dir().join("faults").join(format!("{name}.patch"));
-        if !p.exists() {
-            bail!("there is no fault patch {name}: see kernel-patches/faults/");
-        }
-        Ok(p)
+        ["faults", "fixes"]
+            .iter()
+            .map(|dir| self.patches_dir().join(dir).join(format!("{name}.patch")))
+            .find(|p| p.exists())
+            .with_context(|| format!("there is no patch {name} in kernel-patches/faults/ or kernel-patches/fixes/"))
     }
 
     fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {

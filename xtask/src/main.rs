@@ -46,6 +46,10 @@ enum Cmd {
     /// Run the tests: unit, checkpatch, the refusal on an unpatched kernel
     /// and the end-to-end run in the VM.
     Test(test::TestArgs),
+    /// The second tier: long `all` soaks on the debug and the PREEMPT_RT
+    /// kernel that must stay free of false alarms; their JSON goes to
+    /// results/soak-<flavor>-all.json.
+    Soak(test::SoakArgs),
     /// Run checkpatch.pl --strict on kernel-patches/.
     Checkpatch,
 }
@@ -59,7 +63,8 @@ struct KernelArgs {
     #[arg(long)]
     source: Option<PathBuf>,
     /// Also apply kernel-patches/faults/<NAME>.patch (test kernels that
-    /// break kfree_rcu_nolock() on purpose).
+    /// break kfree_rcu_nolock() on purpose) or kernel-patches/fixes/<NAME>.patch
+    /// (candidate fixes of what the tool found).
     #[arg(long = "fault")]
     faults: Vec<String>,
 }
@@ -90,6 +95,11 @@ struct VmArgs {
     /// it must still detach, drain and report.
     #[arg(long)]
     interrupt_after: Option<u64>,
+    /// Crash the guest kernel (`echo c > /proc/sysrq-trigger`) this many
+    /// seconds after nolock-probe starts (loading takes about 20 s): the
+    /// result is then made from the progress the run streamed, cut short.
+    #[arg(long)]
+    crash_after: Option<u64>,
     /// nolock-probe's arguments (default: run --duration 20).
     #[arg(last = true)]
     args: Vec<String>,
@@ -232,8 +242,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let faults: String = v.kernel.faults.iter().map(|f| format!("+{f}")).collect();
                 ctx.workspace.join("results").join(format!("vm-{label}{faults}-{}.json", utc_stamp()))
             });
-            let guest =
-                vm::Guest { smp: v.smp, slub_kunit: v.slub_kunit, interrupt_after: v.interrupt_after };
+            let guest = vm::Guest {
+                smp: v.smp,
+                slub_kunit: v.slub_kunit,
+                interrupt_after: v.interrupt_after,
+                crash_after: v.crash_after,
+            };
             let outcome = ctx.vm(&image, args, out.clone(), guest)?;
             if v.slub_kunit {
                 let ktap = out.with_extension("slub_kunit.txt");
@@ -253,6 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Test(t) => return test::run(&ctx, &t),
+        Cmd::Soak(s) => return test::soak(&ctx, &s),
     }
     Ok(ExitCode::SUCCESS)
 }

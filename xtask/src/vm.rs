@@ -1,6 +1,9 @@
 //! `cargo xtask vm`: boot the patched kernel in QEMU (TCG) with an
 //! initramfs that runs nolock-probe, bring the JSON back and watch the
-//! console for kernel trouble.
+//! console for kernel trouble. Three serial ports, each a stream of its
+//! own: the console (ttyS0), the result (ttyS1) and the run's progress
+//! lines (ttyS2, `run --stream`), from which a result is still made when
+//! the guest dies before nolock-probe writes one.
 
 use std::{
     fs,
@@ -23,6 +26,8 @@ const EXIT_MARKER: &str = "NOLOCK-PROBE-EXIT ";
 const START_MARKER: &str = "NOLOCK-PROBE-START";
 const KUNIT_START: &str = "NOLOCK-PROBE-KUNIT-START";
 const KUNIT_END: &str = "NOLOCK-PROBE-KUNIT-END";
+/// The guest's port for `run --stream`; its host side is a file.
+const GUEST_STREAM: &str = "/dev/ttyS2";
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -40,6 +45,11 @@ eval "set -- $(cat /nolock-probe.args)"
 # runs in the foreground: a background job would ignore SIGINT.
 if [ -f /interrupt-after ]; then
     (sleep "$(cat /interrupt-after)"; kill -INT "$(pidof nolock-probe)") &
+fi
+# cargo xtask vm --crash-after SECS: the kernel dies mid-run (sysrq-c
+# panics it), and the result must still come from the streamed progress.
+if [ -f /crash-after ]; then
+    (sleep "$(cat /crash-after)"; echo c > /proc/sysrq-trigger) &
 fi
 /nolock-probe "$@"
 rc=$?
@@ -66,10 +76,13 @@ pub struct Guest {
     pub slub_kunit: bool,
     /// Send nolock-probe SIGINT this many seconds after it starts.
     pub interrupt_after: Option<u64>,
+    /// Crash the guest kernel (sysrq-c) this many seconds after
+    /// nolock-probe starts.
+    pub crash_after: Option<u64>,
 }
 
 impl Guest {
-    pub const DEFAULT: Guest = Guest { smp: 2, slub_kunit: false, interrupt_after: None };
+    pub const DEFAULT: Guest = Guest { smp: 2, slub_kunit: false, interrupt_after: None, crash_after: None };
 }
 
 pub struct VmRun<'a> {
@@ -94,6 +107,8 @@ pub struct Outcome {
     pub exit: Option<i32>,
     /// Each finding in the console.
     pub findings: Vec<Finding>,
+    /// The guest's uptime at the first finding (its printk timestamp).
+    pub first_finding_uptime_s: Option<f64>,
     /// The JSON, when nolock-probe wrote one.
     pub json: Option<PathBuf>,
     pub console_log: PathBuf,
@@ -162,17 +177,44 @@ fn cmdline() -> String {
     c
 }
 
-/// Adds the console's findings to the guest's result (or to a stub when
-/// the guest wrote none); any finding fails the verdict.
-pub fn with_console(report: Option<Document>, findings: &[Finding], log: &Path) -> Document {
-    let console = ConsoleReport { log: log.display().to_string(), findings: findings.to_vec() };
+/// Adds the console's findings to the guest's result; any finding fails
+/// the verdict. When the guest wrote none, the result is made from what
+/// it streamed (`Document::stopped`: a run cut short, or the stub before
+/// any progress came) and how it ended.
+pub fn with_console(report: Option<Document>, stream: &str, outcome: &Outcome) -> Document {
+    let console =
+        ConsoleReport { log: outcome.console_log.display().to_string(), findings: outcome.findings.clone() };
     match report {
         Some(mut doc) => {
             doc.add_console(console);
             doc
         }
-        None => Document::incomplete(console),
+        None => {
+            let first = outcome.findings.first().map(|f| (f.clone(), outcome.first_finding_uptime_s));
+            Document::stopped(stream, first, outcome.exit, console)
+        }
     }
+}
+
+/// `[   12.345678] text` -> 12.345678: when the kernel printed the line.
+pub fn printk_time(line: &str) -> Option<f64> {
+    let t = line.trim_start().strip_prefix('[')?;
+    t[..t.find(']')?].trim().parse().ok()
+}
+
+/// nolock-probe's arguments as the guest runs them: `run` and `bench`
+/// write their result where init sends it to the result port, and `run`
+/// streams its progress to the stream port, unless told otherwise.
+pub fn guest_args(mut args: Vec<String>) -> Vec<String> {
+    let given = |args: &[String], names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
+    let command = args.first().cloned().unwrap_or_default();
+    if matches!(command.as_str(), "run" | "bench") && !given(&args, &["--output", "-o"]) {
+        args.extend(["--output".into(), "/tmp/result.json".into()]);
+    }
+    if command == "run" && !given(&args, &["--stream"]) {
+        args.extend(["--stream".into(), GUEST_STREAM.into()]);
+    }
+    args
 }
 
 /// Console lines that are not findings although a pattern matches them:
@@ -210,11 +252,7 @@ impl VmRun<'_> {
             fs::copy(&host, &into)
                 .with_context(|| format!("cannot read scenario file {}", host.display()))?;
         }
-        if matches!(args.first().map(String::as_str), Some("run" | "bench"))
-            && !args.iter().any(|a| a == "--output" || a == "-o")
-        {
-            args.extend(["--output".into(), "/tmp/result.json".into()]);
-        }
+        let args = guest_args(args);
         fs::write(
             stage.join("nolock-probe.args"),
             args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
@@ -228,6 +266,9 @@ impl VmRun<'_> {
         if let Some(secs) = self.guest.interrupt_after {
             fs::write(stage.join("interrupt-after"), secs.to_string())?;
         }
+        if let Some(secs) = self.guest.crash_after {
+            fs::write(stage.join("crash-after"), secs.to_string())?;
+        }
         set_executable(&init)?;
         set_executable(&stage.join("bin/busybox"))?;
         set_executable(&stage.join("nolock-probe"))?;
@@ -238,15 +279,18 @@ impl VmRun<'_> {
         )?;
 
         let serial_json = work.join("ttyS1.out");
+        let serial_stream = work.join("ttyS2.out");
         let console_log = self.json_out.with_extension("console.log");
         if let Some(dir) = self.json_out.parent() {
             fs::create_dir_all(dir)?;
         }
         let qemu = format!(
             "exec qemu-system-x86_64 -accel tcg -smp {smp} -m 1G -nodefaults -no-reboot -display none \
-             -serial stdio -serial 'file:{json}' -kernel '{kernel}' -initrd '{cpio}' -append '{cmdline}'",
+             -serial stdio -serial 'file:{json}' -serial 'file:{stream}' -kernel '{kernel}' -initrd '{cpio}' \
+             -append '{cmdline}'",
             smp = self.guest.smp,
             json = serial_json.display(),
+            stream = serial_stream.display(),
             kernel = self.kernel.bzimage.display(),
             cpio = cpio.display(),
             cmdline = cmdline(),
@@ -282,6 +326,7 @@ impl VmRun<'_> {
         let mut outcome = Outcome {
             exit: None,
             findings: Vec::new(),
+            first_finding_uptime_s: None,
             json: None,
             console_log: console_log.clone(),
             tail: Vec::new(),
@@ -335,6 +380,9 @@ impl VmRun<'_> {
             }
             if let Some(category) = console::classify(&line).filter(|_| !self.allowed(&line)) {
                 eprintln!("guest: {line}");
+                if outcome.findings.is_empty() {
+                    outcome.first_finding_uptime_s = printk_time(&line);
+                }
                 outcome.findings.push(Finding {
                     category: category.to_string(),
                     line: console::strip_timestamp(&line).to_string(),
@@ -349,9 +397,11 @@ impl VmRun<'_> {
         let _ = child.kill();
         let _ = child.wait();
 
-        let text = fs::read(&serial_json)
-            .map(|raw| String::from_utf8_lossy(&raw).replace('\r', ""))
-            .unwrap_or_default();
+        let read = |p: &Path| {
+            fs::read(p).map(|raw| String::from_utf8_lossy(&raw).replace('\r', "")).unwrap_or_default()
+        };
+        let text = read(&serial_json);
+        let stream = read(&serial_stream);
         let report = if text.trim().is_empty() {
             None
         } else {
@@ -359,10 +409,14 @@ impl VmRun<'_> {
                 format!("the result that came back from the guest is damaged (see {})", serial_json.display())
             })?)
         };
-        // The guest's report, or a stub when the guest never wrote one, with
-        // the whole console's findings; any finding fails the verdict.
-        if report.is_some() || !outcome.findings.is_empty() {
-            let report = with_console(report, &outcome.findings, &console_log);
+        // The guest's report, or when it never wrote one what it streamed,
+        // with the whole console's findings; any finding fails the verdict.
+        // A run that stopped with neither (a usage error) leaves nothing.
+        if !stream.trim().is_empty() {
+            fs::write(self.json_out.with_extension("progress.jsonl"), &stream)?;
+        }
+        if report.is_some() || !outcome.findings.is_empty() || !stream.trim().is_empty() {
+            let report = with_console(report, &stream, &outcome);
             fs::write(&self.json_out, report.to_json_pretty()?)?;
             outcome.json = Some(self.json_out.clone());
         }
@@ -416,23 +470,90 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
     }
 
+    fn outcome(findings: Vec<Finding>) -> Outcome {
+        Outcome {
+            exit: None,
+            findings,
+            first_finding_uptime_s: None,
+            json: None,
+            console_log: PathBuf::from("c.log"),
+            tail: vec![],
+            kunit: vec![],
+        }
+    }
+
     #[test]
     fn console_findings_fail_the_report_or_make_a_stub() {
-        let findings =
-            vec![Finding { category: "lockdep".into(), line: "WARNING: inconsistent lock state".into() }];
+        let o = outcome(vec![Finding {
+            category: "lockdep".into(),
+            line: "WARNING: inconsistent lock state".into(),
+        }]);
         let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
         let guest = Document::read(&PathBuf::from(dir).join("../results/vm-debug-20s.json")).unwrap();
         assert!(guest.verdict().pass);
-        let r = with_console(Some(guest.clone()), &findings, Path::new("c.log"));
+        let r = with_console(Some(guest.clone()), "", &o);
         assert!(!r.verdict().pass);
         assert_eq!(r.verdict().reasons, ["console: [lockdep] WARNING: inconsistent lock state"]);
         let Document::Run(run) = &r else { panic!("not a run") };
         assert_eq!(run.console.as_ref().unwrap().findings[0].category, "lockdep");
-        let r = with_console(Some(guest), &[], Path::new("c.log"));
+        let r = with_console(Some(guest), "", &outcome(vec![]));
         assert!(r.verdict().pass);
-        let stub = with_console(None, &findings, Path::new("c.log"));
+        let stub = with_console(None, "", &o);
         assert!(matches!(stub, Document::Incomplete(_)));
         assert_eq!(stub.verdict().reasons.len(), 2);
+    }
+
+    /// A guest that panicked after streaming progress leaves a run cut
+    /// short, placed in the run by the panic's printk timestamp.
+    #[test]
+    fn a_crash_after_progress_is_cut_short() {
+        let line = "[   41.503211] Kernel panic - not syncing: sysrq triggered crash";
+        let mut o = outcome(vec![Finding {
+            category: console::classify(line).unwrap().into(),
+            line: console::strip_timestamp(line).into(),
+        }]);
+        o.first_finding_uptime_s = printk_time(line);
+        assert_eq!(o.first_finding_uptime_s, Some(41.503211));
+        let progress = probe_result::Progress {
+            schema_version: probe_result::SCHEMA_VERSION,
+            scenario: "default".into(),
+            repeat: 1,
+            elapsed_s: 11.0,
+            duration_s: 60,
+            uptime_s: Some(40.5),
+            triggers: [(
+                probe_common::Trigger::Syscall,
+                probe_common::TriggerCounters { calls: 7, ..Default::default() },
+            )]
+            .into(),
+            in_flight: Some(0),
+            first_failure: None,
+        };
+        let stream = serde_json::to_string(&progress).unwrap() + "\n";
+        let doc = with_console(None, &stream, &o);
+        let Document::CutShort(c) = &doc else { panic!("not cut short: {doc:?}") };
+        assert_eq!(c.crash.run_s.map(|s| (s * 10.0).round()), Some(120.0));
+        assert_eq!(
+            doc.verdict().reasons[..2],
+            [
+                "cut short at 12.0 s of 60 s (guest uptime 41.5 s): [panic] Kernel panic - not syncing: sysrq \
+                 triggered crash",
+                "before it: no invariant had failed after 11 s",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_guest_streams_runs_and_keeps_what_it_is_told() {
+        let args = |a: &[&str]| guest_args(a.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            args(&["run", "--duration", "5"]),
+            ["run", "--duration", "5", "--output", "/tmp/result.json", "--stream", "/dev/ttyS2"]
+        );
+        assert_eq!(args(&["run", "--stream", "-", "-o", "x"]), ["run", "--stream", "-", "-o", "x"]);
+        assert_eq!(args(&["bench"]), ["bench", "--output", "/tmp/result.json"]);
+        assert_eq!(args(&["list"]), ["list"]);
+        assert_eq!(printk_time("no stamp"), None);
     }
 
     #[test]
@@ -442,14 +563,7 @@ mod tests {
 
     #[test]
     fn failures_are_described() {
-        let mut o = Outcome {
-            exit: Some(0),
-            findings: vec![],
-            json: None,
-            console_log: PathBuf::new(),
-            tail: vec![],
-            kunit: vec![],
-        };
+        let mut o = Outcome { exit: Some(0), ..outcome(vec![]) };
         assert_eq!(o.describe_failure(), None);
         o.exit = None;
         assert!(o.describe_failure().unwrap().contains("stopped before"));

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, anyhow};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use probe_common::{
-    BenchFree, InFlight, LatencyStats, Path, PathCounters, Stage, Trigger, TriggerCounters, bench_op,
-    call_kind, call_slot, hist,
+    BenchFree, InFlight, LatencyStats, Path, PathCounters, Stage, Trigger, TriggerCounters, ViolationStats,
+    bench_op, call_kind, call_slot, hist, violation,
 };
+use probe_result::run::ViolationReport;
 
 use super::Probes;
 
@@ -112,6 +113,25 @@ impl Probes {
             }
         }
         Ok(CallRaw { cpus: cpus.to_vec(), hist: hists, stats })
+    }
+
+    /// What the observers caught of each kind of violation, on every CPU,
+    /// by `violation::NAMES`.
+    pub fn violations(&self) -> Result<BTreeMap<String, ViolationReport>> {
+        let mut out = BTreeMap::new();
+        for (kind, name) in violation::NAMES.iter().enumerate() {
+            let per_cpu = self.all_cpus::<ViolationStats>("VIOLATIONS", kind as u32)?;
+            out.insert(name.to_string(), ViolationReport::new(kind as u32, &per_cpu));
+        }
+        Ok(out)
+    }
+
+    /// The ring buffer the BPF side sends the first violation of each kind
+    /// on each CPU through (`probe_common::Alert`), taken out of the object
+    /// so that the watch can wait on it.
+    pub fn take_alerts(&mut self) -> Result<RingBuf<MapData>> {
+        let m = self.ebpf.take_map("ALERTS").ok_or_else(|| anyhow!("the BPF object has no ALERTS map"))?;
+        Ok(RingBuf::try_from(m)?)
     }
 
     /// Objects still in flight, by trigger tag: after the drain, the lost.

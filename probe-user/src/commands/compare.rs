@@ -26,12 +26,8 @@ pub fn compare(a: &CompareArgs) -> Result<bool> {
     };
     let thresholds = gate::parse_thresholds(&thresholds)?;
     let rows = gate::compare(&Document::read(&a.base)?, &Document::read(&a.new)?, &thresholds);
-    let regressed: Vec<&str> = rows.iter().filter(|r| r.regressed).map(|r| r.name.as_str()).collect();
-    let last = if regressed.is_empty() {
-        "no gated metric regressed".to_string()
-    } else {
-        format!("regressed: {}", regressed.join(", "))
-    };
-    super::print(&format!("{}{last}\n", gate::render(&rows)))?;
+    let regressed = gate::describe_regressions(&rows);
+    let last = if regressed.is_empty() { "no gated metric regressed\n" } else { &regressed };
+    super::print(&format!("{}{last}", gate::render(&rows)))?;
     Ok(regressed.is_empty())
 }

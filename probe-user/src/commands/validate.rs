@@ -130,6 +130,50 @@ mod tests {
         assert_eq!(names, ours);
     }
 
+    /// What `cargo xtask vm` writes for a guest that stopped without a
+    /// result follows the schema: a run cut short (after progress came)
+    /// and the stub (before); a cut-short document without its last
+    /// progress line does not.
+    #[test]
+    fn what_a_stopped_guest_leaves_follows_the_schema() {
+        use probe_result::{ConsoleReport, Document, Progress, kernel::Finding};
+        let panic = Finding { category: "panic".into(), line: "Kernel panic - not syncing: sysrq".into() };
+        let console = ConsoleReport { log: "c.log".into(), findings: vec![panic.clone()] };
+        let line = Progress {
+            schema_version: probe_result::SCHEMA_VERSION,
+            scenario: "default".into(),
+            repeat: 1,
+            elapsed_s: 9.0,
+            duration_s: 60,
+            uptime_s: Some(31.0),
+            triggers: [(
+                probe_common::Trigger::Hrtimer,
+                probe_common::TriggerCounters { calls: 9, ..Default::default() },
+            )]
+            .into(),
+            in_flight: Some(2),
+            first_failure: None,
+        };
+        let stream = serde_json::to_string(&line).unwrap() + "\n";
+        let stopped = |stream: &str| {
+            let doc = Document::stopped(stream, Some((panic.clone(), Some(32.0))), None, console.clone());
+            serde_json::to_value(&doc).unwrap()
+        };
+        let (cut, stub) = (stopped(&stream), stopped(""));
+        assert_eq!(cut["cut_short"], true);
+        assert_eq!(stub["incomplete"], true);
+        for v in [&cut, &stub] {
+            let p = problems(v).unwrap();
+            assert!(p.is_empty(), "{v:#}: {p:#?}");
+        }
+        let mut broken = cut.clone();
+        broken.as_object_mut().unwrap().remove("last_progress");
+        let p = problems(&broken).unwrap();
+        assert!(p.iter().any(|x| x.contains("\"last_progress\" is a required property")), "{p:?}");
+        // A run's requirements are not asked of them, and still of a run.
+        assert!(!problems(&cut).unwrap().iter().any(|x| x.contains("\"kernel\"")));
+    }
+
     #[test]
     fn a_broken_result_is_caught() {
         let v = serde_json::json!({"schema_version": 1, "tool": {"name": "nolock-probe", "version": "0"}});

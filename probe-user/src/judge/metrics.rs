@@ -3,6 +3,9 @@
 
 use probe_result::{BenchReport, Document, RunReport, dist::Distribution};
 
+pub use super::noise::Kind;
+use super::noise::Runs;
+
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
@@ -28,6 +31,21 @@ pub struct Metric {
     /// the repeats (count x (1 - q)): a p99 of 80 samples is just their
     /// maximum. Infinite for other metrics.
     pub tail_samples: f64,
+    pub kind: Kind,
+    /// The runs (repeats, or a bench's samples) that have the metric, of
+    /// `of_runs` in the document: a path can occur in some repeats only.
+    pub runs: usize,
+    pub of_runs: usize,
+    /// The value pools every sample of a bench (its call percentiles), so
+    /// there is no spread to weigh a change against.
+    pub pooled: bool,
+}
+
+impl Metric {
+    /// Mean, spread and count of the runs that have the metric.
+    pub fn spread(&self) -> Runs {
+        Runs { mean: self.value, stddev: self.stddev, count: if self.pooled { 1 } else { self.runs } }
+    }
 }
 
 /// One metric of one run, before the spread over repeats.
@@ -37,15 +55,16 @@ struct Single {
     value: f64,
     better: Better,
     tail_samples: f64,
+    kind: Kind,
 }
 
-fn single(name: String, unit: &'static str, value: f64, better: Better) -> Single {
-    Single { name, unit, value, better, tail_samples: f64::INFINITY }
+fn single(name: String, unit: &'static str, value: f64, better: Better, kind: Kind) -> Single {
+    Single { name, unit, value, better, tail_samples: f64::INFINITY, kind }
 }
 
 /// The p50 and p99 of a distribution as `<prefix>.p50_ns` and
 /// `<prefix>.p99_ns`, with the samples beyond each.
-fn percentiles(prefix: &str, d: &Distribution) -> [Single; 2] {
+fn percentiles(prefix: &str, d: &Distribution, kind: Kind) -> [Single; 2] {
     let count = d.count as f64;
     [("p50_ns", d.p50_ns, 0.5), ("p99_ns", d.p99_ns, 0.01)].map(|(q, v, beyond)| Single {
         name: format!("{prefix}.{q}"),
@@ -53,14 +72,20 @@ fn percentiles(prefix: &str, d: &Distribution) -> [Single; 2] {
         value: v as f64,
         better: Better::Smaller,
         tail_samples: count * beyond,
+        kind,
     })
 }
 
 /// The metrics of one run (without its repeats).
 fn of_one_run(r: &RunReport) -> Vec<Single> {
     let elapsed = r.run.elapsed_s.max(1e-9);
-    let mut out =
-        vec![single("calls_per_s".into(), "calls/s", r.totals.calls as f64 / elapsed, Better::Bigger)];
+    let mut out = vec![single(
+        "calls_per_s".into(),
+        "calls/s",
+        r.totals.calls as f64 / elapsed,
+        Better::Bigger,
+        Kind::Rate,
+    )];
     for t in &r.triggers {
         let name = t.name.name();
         out.push(single(
@@ -68,45 +93,47 @@ fn of_one_run(r: &RunReport) -> Vec<Single> {
             "calls/s",
             t.total.calls as f64 / elapsed,
             Better::Bigger,
+            Kind::Rate,
         ));
     }
     // How long each trigger's calls took, by what they did.
     for t in &r.triggers {
         for (kind, d) in &t.call_ns {
-            out.extend(percentiles(&format!("trigger.{}.{kind}", t.name.name()), &d.all));
+            out.extend(percentiles(&format!("trigger.{}.{kind}", t.name.name()), &d.all, Kind::Call));
         }
     }
-    for (name, v) in [
-        ("alloc_fail", r.totals.alloc_fail),
-        ("premature", r.totals.premature),
-        ("untracked", r.totals.untracked),
-        ("lost", r.in_flight.lost),
-        ("in_flight_peak", r.in_flight.peak),
+    for (name, v, kind) in [
+        ("alloc_fail", r.totals.alloc_fail, Kind::Count),
+        ("premature", r.totals.premature, Kind::Failure),
+        ("untracked", r.totals.untracked, Kind::Count),
+        ("lost", r.in_flight.lost, Kind::Failure),
+        ("in_flight_peak", r.in_flight.peak, Kind::Count),
     ] {
-        out.push(single(name.into(), "objects", v as f64, Better::Smaller));
+        out.push(single(name.into(), "objects", v as f64, Better::Smaller, kind));
     }
     // What the BPF programs cost (results before kernel.bpf_stats had none).
     if let Some(c) = &r.bpf_cost {
-        out.push(single("bpf.trigger_cpu_pct".into(), "%", c.trigger_cpu_pct, Better::Smaller));
-        out.push(single("bpf.observer_cpu_pct".into(), "%", c.observer_cpu_pct, Better::Smaller));
+        out.push(single("bpf.trigger_cpu_pct".into(), "%", c.trigger_cpu_pct, Better::Smaller, Kind::Share));
+        out.push(single("bpf.observer_cpu_pct".into(), "%", c.observer_cpu_pct, Better::Smaller, Kind::Share));
     }
     if r.load.enabled {
-        out.push(single("load_ops_per_s".into(), "ops/s", r.load.ops_per_s, Better::Bigger));
+        out.push(single("load_ops_per_s".into(), "ops/s", r.load.ops_per_s, Better::Bigger, Kind::Rate));
     }
     for p in &r.latency.paths {
         for (stage, d) in &p.stages {
-            out.extend(percentiles(&format!("latency.{}.{stage}", p.path), &d.all));
+            out.extend(percentiles(&format!("latency.{}.{stage}", p.path), &d.all, Kind::Stage));
         }
     }
     out
 }
 
-/// Every metric of a run; with repeats, mean and spread over them. A
-/// metric is kept when the first run has it.
+/// Every metric of a run; with repeats, mean and spread over the repeats
+/// that have it. A metric is kept when the first run has it.
 pub fn of_run(r: &RunReport) -> Vec<Metric> {
     let per_run: Vec<Vec<Single>> = r.runs().into_iter().map(of_one_run).collect();
     let mut out = Vec::new();
-    for first in &per_run[0] {
+    let Some(first_run) = per_run.first() else { return out };
+    for first in first_run {
         let found: Vec<&Single> =
             per_run.iter().filter_map(|m| m.iter().find(|x| x.name == first.name)).collect();
         let values: Vec<f64> = found.iter().map(|x| x.value).collect();
@@ -126,6 +153,10 @@ pub fn of_run(r: &RunReport) -> Vec<Metric> {
             stddev: var.sqrt(),
             better: first.better,
             tail_samples: found.iter().map(|x| x.tail_samples).fold(f64::INFINITY, f64::min),
+            kind: first.kind,
+            runs: found.len(),
+            of_runs: per_run.len(),
+            pooled: false,
         });
     }
     out
@@ -143,10 +174,16 @@ pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
         stddev: 0.0,
         better: s.better,
         tail_samples: s.tail_samples,
+        kind: s.kind,
+        runs: 1,
+        of_runs: 1,
+        pooled: true,
     };
     let mut out = Vec::new();
     for f in &b.frees {
         let r = &f.ops_per_s;
+        // Older benches may lack the samples themselves; the plan says how many.
+        let samples = if r.samples.is_empty() { b.plan.samples as usize } else { r.samples.len() };
         out.push(Metric {
             name: format!("{}.ops_per_s", f.free),
             unit: "ops/s",
@@ -156,28 +193,33 @@ pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
             stddev: r.stddev,
             better: Better::Bigger,
             tail_samples: f64::INFINITY,
+            kind: Kind::Rate,
+            runs: samples,
+            of_runs: samples,
+            pooled: false,
         });
         out.push(fixed(single(
             format!("{}.alloc_failures", f.free),
             "objects",
             f.alloc_failures as f64,
             Better::Smaller,
+            Kind::Count,
         )));
         for (call, d) in [("alloc", &f.alloc), ("free_call", &f.free_call)] {
             if let Some(d) = d {
-                out.extend(percentiles(&format!("{}.{call}", f.free), &d.all).map(fixed));
+                out.extend(percentiles(&format!("{}.{call}", f.free), &d.all, Kind::Call).map(fixed));
             }
         }
     }
     out
 }
 
-/// Every metric of a result document (none for a stub).
+/// Every metric of a result document (none for a stub or a run cut short).
 pub fn of(doc: &Document) -> Vec<Metric> {
     match doc {
         Document::Run(r) => of_run(r),
         Document::Bench(b) => of_bench(b),
-        Document::Incomplete(_) => Vec::new(),
+        Document::Incomplete(_) | Document::CutShort(_) => Vec::new(),
     }
 }
 

@@ -5,3 +5,4 @@
 pub mod gate;
 pub mod latency;
 pub mod metrics;
+pub mod noise;

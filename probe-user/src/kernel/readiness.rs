@@ -149,7 +149,8 @@ pub fn trigger_support(btf: &KernelBtf, trigger: Trigger, nmi_source: bool) -> R
     }
     if trigger == Trigger::Nmi && !nmi_source {
         return Err(
-            "nothing raises NMIs: no PMU, and no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ) for NMI backtraces"
+            "nothing raises NMIs: no PMU, no NMI IPI source (patch 0004, debugfs slab_nolock/nmi_ipi_rate), \
+             and no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ) for NMI backtraces"
                 .into(),
         );
     }
@@ -177,8 +178,8 @@ pub fn trigger_hazard(trigger: Trigger, preempt_rt: bool) -> Option<&'static str
         Trigger::LockContention if preempt_rt => Some(
             "on PREEMPT_RT contention_begin fires inside rtlock_slowlock_locked() with an rt_mutex \
              wait_lock held, and kmalloc_nolock()'s spin_trylock() takes another wait_lock, which \
-             lockdep reports as recursive locking (it would self-deadlock if the contended lock were \
-             the slab's own); name it with --trigger to reproduce that",
+             lockdep reports as recursive locking (results/rt-lock-contention-finding.md); name it \
+             with --trigger to reproduce that",
         ),
         _ => None,
     }

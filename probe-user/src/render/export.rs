@@ -44,7 +44,7 @@ fn identity(doc: &Document) -> Result<Identity<'_>> {
             checks: &b.checks,
             verdict: &b.verdict,
         },
-        Document::Incomplete(_) => {
+        Document::Incomplete(_) | Document::CutShort(_) => {
             bail!("this result is what was left of a run that never finished: nothing to export")
         }
     })

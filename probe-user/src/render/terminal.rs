@@ -6,20 +6,11 @@ use std::collections::BTreeMap;
 
 use probe_common::{Stage, Trigger, TriggerCounters, hist};
 use probe_result::{
-    BenchReport, Document, RunReport, Verdict,
+    BenchReport, CutShort, Document, RunReport, Verdict,
     dist::{Bucket, Distribution},
 };
 
-/// 1234 -> "1.234us".
-pub fn human_ns(ns: u64) -> String {
-    let v = ns as f64;
-    match ns {
-        0..1_000 => format!("{ns}ns"),
-        1_000..1_000_000 => format!("{:.3}us", v / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.3}ms", v / 1e6),
-        _ => format!("{:.3}s", v / 1e9),
-    }
-}
+pub use probe_result::dist::human_ns;
 
 /// 1234567.8 -> "1,234,568".
 pub fn thousands(v: f64) -> String {
@@ -70,8 +61,17 @@ pub fn document(doc: &Document) -> String {
     match doc {
         Document::Run(r) => run(r),
         Document::Bench(b) => bench(b),
+        Document::CutShort(c) => cut_short(c),
         Document::Incomplete(i) => verdict(&i.verdict),
     }
+}
+
+/// The heading of [`counters_row`]'s columns.
+fn counters_header(first: &str) -> String {
+    format!(
+        "{:<28} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  contexts (task/softirq/hardirq/nmi)\n",
+        first, "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
+    )
 }
 
 fn counters_row(name: &str, cpu: &str, c: &TriggerCounters) -> String {
@@ -92,10 +92,7 @@ fn counters_row(name: &str, cpu: &str, c: &TriggerCounters) -> String {
 /// Triggers per CPU, call times, latency histograms per path, in-flight,
 /// cost, verdict.
 pub fn run(r: &RunReport) -> String {
-    let mut s = format!(
-        "{:<28} {:>4} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8}  contexts (task/softirq/hardirq/nmi)\n",
-        "trigger (intended)", "cpu", "calls", "fail", "sheaf", "fallback", "sheaves", "deferred"
-    );
+    let mut s = counters_header("trigger (intended)");
     for t in &r.triggers {
         let name = format!("{} ({})", t.name.name(), t.intended.name());
         for c in &t.per_cpu {
@@ -179,6 +176,9 @@ pub fn run(r: &RunReport) -> String {
     if let Some(e) = &r.expedited_gps {
         s.push_str(&format!("expedited grace periods: {} asked for ({}/s)\n", e.requested, e.rate_hz));
     }
+    if let Some(n) = r.nmi_source.as_ref().filter(|n| n.kind != "pmu") {
+        s.push_str(&format!("NMIs: {} sent by {} ({}/s)\n", n.sent, n.kind, n.rate_hz));
+    }
     if r.slub_stats.available {
         s.push_str(&format!("SLUB_STATS: {}\n", r.slub_stats.explanation));
     }
@@ -218,6 +218,20 @@ pub fn verdict(v: &Verdict) -> String {
         s.push_str(&format!("  {r}\n"));
     }
     s
+}
+
+/// A run the guest cut short: the counters of its last progress line and
+/// the verdict (how it ended and what the tool had seen).
+fn cut_short(c: &CutShort) -> String {
+    let p = &c.last_progress;
+    let mut s = format!(
+        "cut short: scenario {}, run {}, last progress line at {:.0}/{}s ({} lines came)\n",
+        p.scenario, p.repeat, p.elapsed_s, p.duration_s, c.progress_lines
+    ) + &counters_header("trigger");
+    for (t, counters) in &p.triggers {
+        s.push_str(&counters_row(t.name(), "all", counters));
+    }
+    s + &verdict(&c.verdict)
 }
 
 /// One progress line: totals so far and the rate since the previous line.

@@ -4,6 +4,7 @@
 mod plan;
 pub mod scenario;
 mod setup;
+mod stream;
 mod watch;
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
 use clap::Args;
 use probe_common::Trigger;
 use probe_result::{
@@ -29,7 +31,7 @@ use crate::{
     judge::latency,
     kernel::slub_stats,
     render::{export, terminal},
-    stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::SysrqNmi},
+    stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::NmiSource},
 };
 
 /// Options of `run`. Those left out come from the scenario, then from the
@@ -81,8 +83,9 @@ pub struct RunArgs {
     /// [default: 1: each is freed at once].
     #[arg(long)]
     pub burst: Option<u32>,
-    /// NMI backtrace IPIs per second (sysrq-l) for the nmi trigger where
-    /// the machine has no PMU [default: 2].
+    /// NMIs a second on each CPU for the nmi trigger where the machine has
+    /// no PMU: the kernel's NMI IPIs (patch 0004), or on kernels without
+    /// them sysrq-l backtrace rounds, at most 10 a second [default: 1000].
     #[arg(long)]
     pub nmi_rate: Option<u32>,
     /// Expedited RCU grace periods asked for per second during the run
@@ -105,12 +108,21 @@ pub struct RunArgs {
     /// `<output>.<kind>.json` next to --output (repeatable).
     #[arg(long, value_enum)]
     pub export: Vec<export::Format>,
+    /// Also write one JSON line a second to this file or device (appended
+    /// to; `-` is stdout, with --output): the counters so far and the
+    /// first live invariant that failed, flushed at once, so what the tool
+    /// saw survives a kernel that dies mid-run (`cargo xtask vm` streams
+    /// to a serial port).
+    #[arg(long, value_name = "PATH")]
+    pub stream: Option<PathBuf>,
 }
 
 /// Runs the stress and writes the result; returns whether every check
 /// passed.
 pub fn run(args: &RunArgs) -> Result<bool> {
     let plan = plan::plan(args)?;
+    let mut stream =
+        args.stream.as_deref().map(|p| stream::Stream::open(p, args.output.as_deref())).transpose()?;
     let mut session = Session::start(args.output.as_deref())?;
     let setup = Setup::new(plan, args.triggers.is_empty(), &session)?;
     let mut runs = Vec::new();
@@ -118,7 +130,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         if args.repeat > 1 {
             eprintln!("nolock-probe: repeat {}/{}", i + 1, args.repeat);
         }
-        let report = once(&setup, &mut session)?;
+        let report = once(&setup, &mut session, stream.as_mut(), i + 1)?;
         eprint!("{}", terminal::run(&report));
         let interrupted = report.run.interrupted;
         runs.push(report);
@@ -136,10 +148,16 @@ pub fn run(args: &RunArgs) -> Result<bool> {
 }
 
 /// One run: attach, stress, collect, judge.
-fn once(setup: &Setup, session: &mut Session) -> Result<RunReport> {
+fn once(
+    setup: &Setup,
+    session: &mut Session,
+    stream: Option<&mut stream::Stream>,
+    repeat: u32,
+) -> Result<RunReport> {
     let observed = Observed::now();
     let attached = attach(setup, session.preempt_rt)?;
-    let watched = stress(&attached, setup, session)?;
+    let mut attached = attached;
+    let watched = stress(&mut attached, setup, session, stream, repeat)?;
     let mut report = collect(attached, setup, &session.online, watched, observed)?;
     judge(&mut report);
     Ok(report)
@@ -148,9 +166,11 @@ fn once(setup: &Setup, session: &mut Session) -> Result<RunReport> {
 /// What is running during the stress.
 struct Attached {
     probes: Probes,
+    /// Taken by the watch, which waits on it.
+    alerts: Option<RingBuf<MapData>>,
     attachments: Vec<Attachment>,
     load: Option<LoadGen>,
-    sysrq: Option<SysrqNmi>,
+    nmi: Option<NmiSource>,
     expedited: Option<ExpeditedGps>,
     slub_before: Option<slub_stats::Snapshot>,
     started_unix_s: u64,
@@ -171,12 +191,13 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
         loading.elapsed().as_secs_f64()
     );
     probes.attach_observers(plan.follow)?;
+    let alerts = Some(probes.take_alerts()?);
     let slub_before = slub_stats::read(&setup.caches);
     let map_updates = setup.triggers.contains(&Trigger::MapUpdate);
     let load = if plan.load { Some(LoadGen::start(&setup.cpus, map_updates)?) } else { None };
     let attachments = probes.attach_triggers(&setup.triggers, &setup.cpus, plan.perf_frequency_hz)?;
-    let sysrq = if setup.triggers.contains(&Trigger::Nmi) && !setup.pmu {
-        Some(SysrqNmi::start(plan.nmi_rate_hz)?)
+    let nmi = if setup.triggers.contains(&Trigger::Nmi) && !setup.pmu {
+        NmiSource::start(plan.nmi_rate_hz)?
     } else {
         None
     };
@@ -194,9 +215,10 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
     }
     Ok(Attached {
         probes,
+        alerts,
         attachments,
         load,
-        sysrq,
+        nmi,
         expedited,
         slub_before,
         started_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -206,9 +228,24 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
 
 /// The stress itself: a progress line a second until the duration is over
 /// or a signal arrives.
-fn stress(a: &Attached, setup: &Setup, session: &mut Session) -> Result<Watched> {
+fn stress(
+    a: &mut Attached,
+    setup: &Setup,
+    session: &mut Session,
+    stream: Option<&mut stream::Stream>,
+    repeat: u32,
+) -> Result<Watched> {
     let Session { runtime, stop, .. } = session;
-    runtime.block_on(watch::watch(&a.probes, &setup.plan, a.load.as_ref(), a.started, stop))
+    let alerts = a.alerts.take();
+    runtime.block_on(watch::watch(
+        &a.probes,
+        &setup.plan,
+        a.load.as_ref(),
+        a.started,
+        stop,
+        watch::Outputs { stream, alerts },
+        repeat,
+    ))
 }
 
 /// Detaches the triggers, stops the sources, drains, reads the maps,
@@ -225,8 +262,8 @@ fn collect(
     let elapsed_s = a.started.elapsed().as_secs_f64();
     a.probes.detach_triggers();
     let nmi_source = if setup.triggers.contains(&Trigger::Nmi) {
-        Some(match a.sysrq.as_mut() {
-            Some(s) => NmiSourceReport { kind: "sysrq-l".into(), rate_hz: plan.nmi_rate_hz, sent: s.stop() },
+        Some(match a.nmi.as_mut() {
+            Some(s) => NmiSourceReport { kind: s.kind().name().into(), rate_hz: s.rate_hz(), sent: s.stop() },
             None => NmiSourceReport { kind: "pmu".into(), rate_hz: 0, sent: 0 },
         })
     } else {
@@ -253,6 +290,7 @@ fn collect(
     }
     let totals = probe_result::run::sum(triggers.iter().map(|t| &t.total));
     let lost_by_tag = a.probes.in_flight()?;
+    let violations = a.probes.violations()?;
     // RCU callbacks and the drain may reclaim on CPUs outside --cpus.
     let paths = latency::path_reports(&a.probes.latency(online)?);
     let programs = a.probes.program_stats()?;
@@ -300,6 +338,7 @@ fn collect(
         triggers,
         latency: Latency { histogram: Default::default(), paths },
         in_flight,
+        violations,
         slub_stats,
         kernel_log: observed.log.report(),
         recursion_misses: programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect(),

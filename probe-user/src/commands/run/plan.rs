@@ -33,7 +33,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         cpus: args.cpus.clone(),
         nolock_share_pct: args.nolock_share.or(sc.nolock_share).unwrap_or(0),
         burst: args.burst.or(sc.burst).unwrap_or(1),
-        nmi_rate_hz: args.nmi_rate.or(sc.nmi_rate).unwrap_or(2),
+        nmi_rate_hz: args.nmi_rate.or(sc.nmi_rate).unwrap_or(1000),
         expedited_rate_hz: args.expedited_rate.or(sc.expedited_rate).unwrap_or(0),
         load: !args.no_load,
         follow: !args.no_follow,
@@ -70,8 +70,8 @@ fn validate(p: &Plan) -> Result<()> {
     if p.burst == 0 || p.burst > MAX_BURST {
         bail!("--burst must be between 1 and {MAX_BURST}, not {}", p.burst);
     }
-    if p.nmi_rate_hz == 0 || p.nmi_rate_hz > 100 {
-        bail!("--nmi-rate must be between 1 and 100 per second, not {}", p.nmi_rate_hz);
+    if p.nmi_rate_hz == 0 || p.nmi_rate_hz > 100_000 {
+        bail!("--nmi-rate must be between 1 and 100000 per second, not {}", p.nmi_rate_hz);
     }
     if p.triggers.contains(&Trigger::MapUpdate) && !p.load {
         bail!("the map_update trigger fires on the built-in load's map updates: drop --no-load");

@@ -1,12 +1,21 @@
-//! The once-a-second watch during the stress: a progress line, and the
-//! objects in flight sampled for the gauge.
+//! The once-a-second watch during the stress: a progress line, the
+//! objects in flight sampled for the gauge, and with `--stream` the same
+//! as a JSON line; and, the moment the BPF side catches a violation, one
+//! more line, before a kernel that goes on to crash on the broken object
+//! can take the evidence with it.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
-use anyhow::Result;
-use probe_common::TriggerCounters;
-use probe_result::Plan;
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use probe_common::{Trigger, TriggerCounters};
+use tokio::io::{Interest, unix::AsyncFd};
+use probe_result::{Plan, Progress, SCHEMA_VERSION};
 
+use super::stream::{self, Stream};
 use crate::{
     bpf::{Probes, unpreempted},
     render::terminal,
@@ -19,15 +28,40 @@ pub struct Watched {
     pub in_flight: Vec<u64>,
 }
 
+/// Where the watch sends what it sees besides the terminal.
+pub struct Outputs<'a> {
+    /// `--stream`: a JSON line a second, and one at each alert.
+    pub stream: Option<&'a mut Stream>,
+    /// The BPF side's alerts (`probe_common::Alert`): the first violation
+    /// of each kind on each CPU, the moment it happens.
+    pub alerts: Option<RingBuf<MapData>>,
+}
+
 /// Prints a progress line a second until the duration is over or a signal
-/// arrives, sampling the objects in flight.
+/// arrives, sampling the objects in flight; streams each second's counters
+/// to the stream, as run `repeat` (from 1) of the plan, and streams them
+/// again at once when an alert comes.
 pub async fn watch(
     probes: &Probes,
     plan: &Plan,
     load: Option<&LoadGen>,
     started: Instant,
     stop: &mut Stop,
+    out: Outputs<'_>,
+    repeat: u32,
 ) -> Result<Watched> {
+    let Outputs { mut stream, alerts } = out;
+    // Without a stream there is nowhere to send an alert sooner than the
+    // report: leave the ring buffer alone.
+    let mut alerts = match (alerts, stream.is_some()) {
+        (Some(a), true) => {
+            // SAFETY: the ring buffer owns its map's descriptor, open and
+            // the same for as long as it lives, and the AsyncFd owns it.
+            let fd = unsafe { AsyncFd::register_with_interest(a, Interest::READABLE) };
+            Some(fd.map_err(|e| e.into_parts().1).context("cannot wait on the ALERTS ring buffer")?)
+        }
+        _ => None,
+    };
     let deadline = tokio::time::Instant::from_std(started + Duration::from_secs(plan.duration_s));
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(started + Duration::from_secs(1)),
@@ -36,24 +70,36 @@ pub async fn watch(
     let mut prev = TriggerCounters::default();
     let mut prev_ops = 0;
     let mut in_flight = Vec::with_capacity(plan.duration_s as usize + 1);
+    let line = |per_trigger, in_flight_now| Progress {
+        schema_version: SCHEMA_VERSION,
+        scenario: plan.scenario.clone(),
+        repeat,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        duration_s: plan.duration_s,
+        uptime_s: stream::uptime_s(),
+        triggers: per_trigger,
+        in_flight: in_flight_now,
+        first_failure: None,
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(Watched { interrupted: false, in_flight }),
             _ = stop.signalled() => return Ok(Watched { interrupted: true, in_flight }),
+            ready = alert(alerts.as_mut()) => {
+                ready?;
+                // The counters moved before the alert was sent: the line
+                // carries the violation, and the stream latches it.
+                let (per_trigger, now) = sample(probes, plan)?;
+                if let Some(s) = stream.as_deref_mut() {
+                    s.write(line(per_trigger, in_flight_of(plan, &now)));
+                }
+            }
             _ = tick.tick() => {
-                let now = unpreempted(|| -> Result<TriggerCounters> {
-                    let mut now = TriggerCounters::default();
-                    for &t in &plan.triggers {
-                        for c in probes.counters(t)? {
-                            now.accumulate(&c);
-                        }
-                    }
-                    Ok(now)
-                })?;
-                // Untracked objects are never seen reclaimed: leave them out.
-                // Without following nothing is seen reclaimed.
-                if plan.follow {
-                    in_flight.push(now.freed_rcu.saturating_sub(now.reclaimed + now.untracked));
+                let (per_trigger, now) = sample(probes, plan)?;
+                let in_flight_now = in_flight_of(plan, &now);
+                in_flight.extend(in_flight_now);
+                if let Some(s) = stream.as_deref_mut() {
+                    s.write(line(per_trigger, in_flight_now));
                 }
                 let ops = load.map(|l| l.ops());
                 let rate = ops.map(|o| (o - prev_ops) as f64);
@@ -63,4 +109,40 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// Each trigger's counters summed over the CPUs, and their total.
+fn sample(probes: &Probes, plan: &Plan) -> Result<(BTreeMap<Trigger, TriggerCounters>, TriggerCounters)> {
+    let per_trigger = unpreempted(|| -> Result<BTreeMap<Trigger, TriggerCounters>> {
+        let mut out = BTreeMap::new();
+        for &t in &plan.triggers {
+            let sum = out.entry(t).or_insert_with(TriggerCounters::default);
+            for c in probes.counters(t)? {
+                sum.accumulate(&c);
+            }
+        }
+        Ok(out)
+    })?;
+    let mut now = TriggerCounters::default();
+    for c in per_trigger.values() {
+        now.accumulate(c);
+    }
+    Ok((per_trigger, now))
+}
+
+/// Objects in flight: untracked objects are never seen reclaimed, so they
+/// are left out; without following nothing is seen reclaimed.
+fn in_flight_of(plan: &Plan, now: &TriggerCounters) -> Option<u64> {
+    plan.follow.then(|| now.freed_rcu.saturating_sub(now.reclaimed + now.untracked))
+}
+
+/// Waits for alerts and consumes those that came; never returns without
+/// a ring buffer.
+async fn alert(alerts: Option<&mut AsyncFd<RingBuf<MapData>>>) -> Result<()> {
+    let Some(fd) = alerts else { return std::future::pending().await };
+    let mut guard = fd.readable_mut().await.context("cannot wait on the ALERTS ring buffer")?;
+    let ring = guard.get_inner_mut();
+    while ring.next().is_some() {}
+    guard.clear_ready();
+    Ok(())
 }

@@ -1,0 +1,147 @@
+//! The progress a run streams while it runs (`nolock-probe run --stream
+//! PATH`): one JSON line a second with the counters so far and the first
+//! live invariant that failed. It is evidence kept outside the machine
+//! under test: when the kernel dies mid-run, the last complete line is
+//! what the tool had seen, and `cargo xtask vm` builds a cut-short result
+//! from it.
+
+use std::collections::BTreeMap;
+
+use probe_common::{Trigger, TriggerCounters};
+use serde::{Deserialize, Serialize};
+
+use crate::checks;
+
+/// One streamed line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The result schema version the line belongs to ([`crate::SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The scenario's name, as the result would file it.
+    pub scenario: String,
+    /// Which run of `--repeat N` this is, from 1.
+    pub repeat: u32,
+    /// Seconds since the stress of this run started, and how long it is
+    /// planned to go on.
+    pub elapsed_s: f64,
+    pub duration_s: u64,
+    /// The kernel's boot-time clock when the line was made (CLOCK_BOOTTIME,
+    /// the clock of the console's printk timestamps): places a console line
+    /// in the run. None where it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<f64>,
+    /// Each trigger's counters so far, summed over the CPUs.
+    pub triggers: BTreeMap<Trigger, TriggerCounters>,
+    /// Objects handed to kfree_rcu_nolock() and not yet seen reclaimed
+    /// (untracked ones left out); None without following (`--no-follow`).
+    pub in_flight: Option<u64>,
+    /// The first live invariant that failed, latched when first seen: it
+    /// stays in every later line, also of later repeats.
+    pub first_failure: Option<FirstFailure>,
+}
+
+/// A live invariant that failed, and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FirstFailure {
+    /// Seconds into the stress of the run it was seen in.
+    pub at_s: f64,
+    pub reason: String,
+}
+
+/// Makes the lines of one stream, latching the first failure across runs.
+#[derive(Debug, Clone, Default)]
+pub struct Latch {
+    first_failure: Option<FirstFailure>,
+}
+
+impl Latch {
+    /// The line for counters `triggers` seen `elapsed_s` into the stress;
+    /// `fresh` is true when this line is the first to show a failure (the
+    /// caller says so once, where a person reads).
+    pub fn line(&mut self, mut p: Progress) -> (Progress, bool) {
+        let fresh = self.first_failure.is_none()
+            && match checks::live(&p.triggers) {
+                Some(reason) => {
+                    self.first_failure = Some(FirstFailure { at_s: p.elapsed_s, reason });
+                    true
+                }
+                None => false,
+            };
+        p.first_failure = self.first_failure.clone();
+        (p, fresh)
+    }
+}
+
+/// The last complete line of a stream that parses as progress, and how
+/// many did. A line cut off by a crash, or noise on the port, is skipped.
+pub fn last_complete(stream: &str) -> Option<(Progress, usize)> {
+    let mut parsed = stream
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| serde_json::from_str::<Progress>(l).ok());
+    let first = parsed.next()?;
+    Some(parsed.fold((first, 1), |(_, n), p| (p, n + 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::counters;
+
+    fn progress(elapsed_s: f64, calls: u64, premature: u64) -> Progress {
+        let mut c = counters(calls, calls, 0);
+        c.premature = premature;
+        Progress {
+            schema_version: crate::SCHEMA_VERSION,
+            scenario: "default".into(),
+            repeat: 1,
+            elapsed_s,
+            duration_s: 60,
+            uptime_s: Some(20.0 + elapsed_s),
+            triggers: [(Trigger::Hrtimer, c)].into(),
+            in_flight: Some(3),
+            first_failure: None,
+        }
+    }
+
+    #[test]
+    fn the_first_failure_is_latched() {
+        let mut latch = Latch::default();
+        let (p, fresh) = latch.line(progress(1.0, 10, 0));
+        assert!(!fresh && p.first_failure.is_none());
+        let (p, fresh) = latch.line(progress(2.0, 20, 1));
+        assert!(fresh);
+        let first = p.first_failure.clone().unwrap();
+        assert_eq!(first.at_s, 2.0);
+        assert!(first.reason.starts_with("premature free:"), "{}", first.reason);
+        // Still there, unchanged, when the counters no longer show it (a
+        // later repeat starts from zero).
+        let (p, fresh) = latch.line(progress(1.0, 5, 0));
+        assert!(!fresh);
+        assert_eq!(p.first_failure, Some(first));
+    }
+
+    #[test]
+    fn the_last_complete_line_is_found_and_a_cut_line_skipped() {
+        let mut stream = String::new();
+        for s in 1..=3u32 {
+            stream += &serde_json::to_string(&progress(f64::from(s), 10 * u64::from(s), 0)).unwrap();
+            stream += "\r\n";
+        }
+        let cut = serde_json::to_string(&progress(4.0, 40, 0)).unwrap();
+        stream += &cut[..cut.len() / 2];
+        let (last, n) = last_complete(&stream).unwrap();
+        assert_eq!((last.elapsed_s, n), (3.0, 3));
+        assert_eq!(last.triggers[&Trigger::Hrtimer].calls, 30);
+        assert!(last_complete("").is_none());
+        assert!(last_complete("garbage\n{\"x\": 1}\n").is_none());
+    }
+
+    #[test]
+    fn a_line_reads_back_as_written() {
+        let (p, _) = Latch::default().line(progress(2.0, 20, 1));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains('\n'));
+        assert_eq!(serde_json::from_str::<Progress>(&text).unwrap(), p);
+    }
+}

@@ -1,0 +1,314 @@
+//! What each fault kernel (kernel-patches/faults/) must make a run show:
+//! the check of its class failing with its whole reason, rebuilt here from
+//! the run's own counts, and those counts within what the fault can cause.
+//! A reason that only starts right (or names the wrong class beside the
+//! right one) is a problem: the suite tells a sensitive detector from a
+//! blunt one.
+
+use probe_common::{Path, Trigger, TriggerCounters};
+use probe_result::{Document, RunReport, run::ViolationReport};
+
+/// One fault patch and what its run must show.
+pub struct Fault {
+    /// File stem under kernel-patches/faults/.
+    pub name: &'static str,
+    /// What it breaks, for the test's name.
+    pub class: &'static str,
+    expect: fn(&Document) -> Vec<String>,
+}
+
+impl Fault {
+    /// Every problem with the result of a run on this fault's kernel.
+    pub fn problems(&self, doc: &Document) -> Vec<String> {
+        let mut problems = Vec::new();
+        if doc.verdict().pass {
+            problems.push("the verdict is not fail".into());
+        }
+        problems.extend((self.expect)(doc));
+        problems
+    }
+}
+
+pub const FAULTS: [Fault; 6] = [
+    Fault {
+        name: "premature-free",
+        class: "premature free at reclaim (deferred sheaves only)",
+        expect: premature_at_reclaim,
+    },
+    Fault { name: "reuse-early", class: "premature free by reuse (1 object in 128)", expect: reuse_early },
+    Fault { name: "lose-deferred", class: "lost objects (the fallback path only)", expect: lose_deferred },
+    Fault { name: "double-queue", class: "double free (1 object in 128)", expect: double_queue },
+    Fault {
+        name: "call-rcu-irqs-off",
+        class: "context violation (call_rcu() with interrupts off)",
+        expect: call_rcu_irqs_off,
+    },
+    Fault { name: "spin-on-nolock", class: "lockdep report", expect: lockdep },
+];
+
+/// The result as a finished run's, or why it is not one.
+fn run(doc: &Document) -> Result<&RunReport, String> {
+    match doc {
+        Document::Run(r) => Ok(r),
+        Document::CutShort(c) => Err(format!("the run was cut short: {:?}", c.verdict.reasons)),
+        _ => Err("the result is not a run's".into()),
+    }
+}
+
+/// The run's reason for check `check`, whole, against `expected`.
+fn reason_is(r: &RunReport, check: &str, expected: String) -> Vec<String> {
+    let prefix = format!("{check}: ");
+    match r.verdict.reasons.iter().find(|x| x.starts_with(&prefix)) {
+        Some(found) if found[prefix.len()..] == expected => Vec::new(),
+        Some(found) => {
+            vec![format!("the {check} reason is\n    {found}\n  expected\n    {prefix}{expected}")]
+        }
+        None => vec![format!("no {check} reason among {:?}", r.verdict.reasons)],
+    }
+}
+
+/// `name n` for each trigger with a non-zero count.
+fn by_trigger(r: &RunReport, count: fn(&TriggerCounters) -> u64) -> String {
+    let parts: Vec<String> = r
+        .triggers
+        .iter()
+        .filter(|t| count(&t.total) > 0)
+        .map(|t| format!("{} {}", t.name.name(), count(&t.total)))
+        .collect();
+    parts.join(", ")
+}
+
+fn split(v: &ViolationReport) -> String {
+    v.by.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn bound(problems: &mut Vec<String>, what: &str, n: u64, low: u64, high: u64) {
+    if n < low || n > high {
+        problems.push(format!("{what} is {n}, not within {low}..={high}"));
+    }
+}
+
+/// Deferred rcu sheaves go to rcu_free_sheaf() without a grace period, and
+/// without the call_rcu() the tool records a sheaf's path by: their
+/// objects are premature with no recorded path, or on the fallback path
+/// for fallen-back objects that rode in them; no sheaf path has one.
+fn premature_at_reclaim(doc: &Document) -> Vec<String> {
+    let r = match run(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let n = r.totals.premature;
+    let on = |path: Path| r.latency.paths.iter().find(|p| p.path == path.name()).map_or(0, |p| p.premature);
+    let fallback = on(Path::Fallback);
+    let pathless = n.saturating_sub(fallback);
+    let mut parts = Vec::new();
+    if fallback > 0 {
+        parts.push(format!("fallback {fallback}"));
+    }
+    parts.push(format!("no recorded path {pathless}"));
+    let mut problems = reason_is(
+        r,
+        "premature_free",
+        format!("premature free: {n} given back before their grace period ended ({})", parts.join(", ")),
+    );
+    // A deferred sheaf's first objects may have waited a grace period
+    // already: not every object of one is premature.
+    bound(&mut problems, "premature objects without a path", pathless, 1, r.totals.unattributed);
+    for path in [Path::SheafImmediate, Path::SheafDeferred, Path::SheafFlushed] {
+        bound(&mut problems, &format!("premature objects on {}", path.name()), on(path), 0, 0);
+    }
+    problems
+}
+
+/// One kfree_rcu_nolock() in 128 is kfree_nolock()ed at once, before any
+/// path: nearly all of those come back from the tool's own allocations
+/// while in flight, within milliseconds (well inside a grace period).
+fn reuse_early(doc: &Document) -> Vec<String> {
+    let r = match run(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let n = r.totals.reused_in_flight;
+    let v = r.violation("reused_in_flight");
+    let mut problems = reason_is(
+        r,
+        "premature_free",
+        format!(
+            "premature free: {n} handed out again by kmalloc_nolock() while in flight, without a reclaim (queued \
+             on no path {n}); {} to {} after kfree_rcu_nolock(), grace period over for {} of {n}",
+            probe_result::dist::human_ns(v.age_min_ns),
+            probe_result::dist::human_ns(v.age_max_ns),
+            v.grace_period_over
+        ),
+    );
+    let early = r.totals.freed_rcu / 128;
+    // The tool reallocates most of them; another owner may take a few.
+    bound(&mut problems, "objects reused in flight", n, early * 9 / 10, early + 1);
+    bound(&mut problems, "of those, with their grace period over", v.grace_period_over, 0, n / 4);
+    problems
+}
+
+/// The deferred work drops every fallen-back object.
+fn lose_deferred(doc: &Document) -> Vec<String> {
+    let r = match run(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let n = r.in_flight.lost;
+    let mut problems = reason_is(
+        r,
+        "lost_objects",
+        format!("{n} objects handed to kfree_rcu_nolock() were not given back after the drain"),
+    );
+    let fallback = r.totals.fallback;
+    bound(&mut problems, "lost objects", n, fallback.min(1), fallback);
+    if fallback == 0 {
+        problems.push("no object fell back, so the fault was not reached".into());
+    }
+    problems
+}
+
+/// One object in 128 is queued on the fallback after the rcu sheaf took it.
+/// The kernel may crash on the second reclaim before the run ends: then
+/// the result is cut short, and what the tool streamed must already say
+/// "double free".
+fn double_queue(doc: &Document) -> Vec<String> {
+    match doc {
+        Document::Run(r) => {
+            let n = r.totals.double_queued;
+            let v = r.violation("double_queued");
+            let mut expected = format!(
+                "double free: {n} kfree_rcu_nolock() calls queued twice (queued on {}; {})",
+                split(&v),
+                by_trigger(r, |c| c.double_queued)
+            );
+            if r.totals.double_reclaimed > 0 {
+                let again = r.violation("double_reclaimed");
+                expected += &format!(
+                    "; {} objects reclaimed twice (first queued on {}; {})",
+                    r.totals.double_reclaimed,
+                    split(&again),
+                    by_trigger(r, |c| c.double_reclaimed)
+                );
+            }
+            let mut problems = reason_is(r, "double_free", expected);
+            if v.by.keys().any(|k| k != "rcu sheaf and fallback") {
+                problems
+                    .push(format!("objects queued twice not on the rcu sheaf and the fallback: {:?}", v.by));
+            }
+            bound(&mut problems, "calls queued twice", n, 1, r.totals.sheaf / 128 + 1);
+            problems
+        }
+        Document::CutShort(c) => {
+            let mut problems = Vec::new();
+            match c.last_progress.first_failure.as_ref() {
+                Some(f) if f.reason.starts_with("double free: ") => {}
+                other => problems.push(format!("the streamed first failure is not a double free: {other:?}")),
+            }
+            if !c.verdict.reasons.get(1).is_some_and(|r| r.contains("double free: ")) {
+                problems.push(format!("the verdict does not name the double free: {:?}", c.verdict.reasons));
+            }
+            let queued: u64 = c.last_progress.triggers.values().map(|t| t.double_queued).sum();
+            let freed: u64 = c.last_progress.triggers.values().map(|t| t.freed_rcu).sum();
+            bound(&mut problems, "streamed calls queued twice", queued, 1, freed / 128 + 1);
+            problems
+        }
+        _ => {
+            vec!["the guest stopped before the tool streamed anything: no evidence of the double free".into()]
+        }
+    }
+}
+
+/// Full rcu sheaves of no-spin calls with interrupts off go to call_rcu()
+/// directly (NMI still defers, and has no traffic here): none is deferred,
+/// and each of those the healthy kernel defers is a violation.
+fn call_rcu_irqs_off(doc: &Document) -> Vec<String> {
+    let r = match run(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let n = r.totals.call_rcu_unsafe;
+    let v = r.violation("call_rcu_unsafe");
+    let mut problems = reason_is(
+        r,
+        "context_rule_call_rcu_deferred",
+        format!(
+            "context violation: rule \"a full rcu sheaf filled by a no-spin call with interrupts off or in NMI \
+             reaches call_rcu() only through the deferred irq_work\" broken {n} times (in {}; {})",
+            split(&v),
+            by_trigger(r, |c| c.call_rcu_unsafe)
+        ),
+    );
+    bound(&mut problems, "full sheaves given to call_rcu() against the rule", n, 1, r.totals.sheaf_call_rcu);
+    bound(&mut problems, "deferred full sheaves", r.totals.sheaf_call_rcu_deferred, 0, 0);
+    if v.by.contains_key("nmi") {
+        problems.push("a violation in NMI, which the fault still defers".into());
+    }
+    // The interrupt-off callers of the default scenario.
+    for t in [Trigger::PerfEvent, Trigger::LockedKprobe] {
+        if r.trigger(t).is_some_and(|x| x.total.call_rcu_unsafe == 0) {
+            problems.push(format!("no violation counted for {}", t.name()));
+        }
+    }
+    problems
+}
+
+/// A spinning lock in kfree_rcu_nolock()'s no-spin path: lockdep's report
+/// reaches the console (the line varies with the lock).
+fn lockdep(doc: &Document) -> Vec<String> {
+    let v = doc.verdict();
+    if v.reasons.iter().any(|r| r.starts_with("console: [lockdep] ")) {
+        Vec::new()
+    } else {
+        vec![format!("no lockdep report among {:?}", v.reasons)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use probe_result::{Verdict, checks};
+
+    use super::*;
+
+    /// A committed result, judged again by today's checks (the verdict
+    /// texts may be older than them).
+    fn judged(name: &str) -> Document {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        let path = std::path::PathBuf::from(dir).join("../results").join(name);
+        let mut r = Document::read_run(&path).unwrap();
+        r.checks = checks::of_run(&r);
+        r.verdict = Verdict::of(&r.checks);
+        Document::Run(Box::new(r))
+    }
+
+    fn fault(name: &str) -> &'static Fault {
+        FAULTS.iter().find(|f| f.name == name).unwrap()
+    }
+
+    /// Each committed fault run shows its fault, and a healthy run shows
+    /// none of them.
+    #[test]
+    fn fault_runs_show_their_class_and_a_healthy_run_none() {
+        for name in ["premature-free", "reuse-early", "lose-deferred", "call-rcu-irqs-off"] {
+            let problems = fault(name).problems(&judged(&format!("fault-{name}.json")));
+            assert!(problems.is_empty(), "{name}: {problems:#?}");
+        }
+        let healthy = judged("vm-debug-20s.json");
+        for f in &FAULTS {
+            assert!(!f.problems(&healthy).is_empty(), "{} finds its fault in a healthy run", f.name);
+        }
+    }
+
+    /// Another class's reason, or counts beyond the fault's reach, fail.
+    #[test]
+    fn the_wrong_class_or_count_is_a_problem() {
+        let doc = judged("fault-reuse-early.json");
+        assert!(!fault("call-rcu-irqs-off").problems(&doc).is_empty());
+        let Document::Run(mut r) = doc else { unreachable!() };
+        r.totals.reused_in_flight *= 3;
+        r.checks = checks::of_run(&r);
+        r.verdict = Verdict::of(&r.checks);
+        let problems = fault("reuse-early").problems(&Document::Run(r));
+        assert!(problems.iter().any(|p| p.starts_with("objects reused in flight is ")), "{problems:#?}");
+    }
+}
