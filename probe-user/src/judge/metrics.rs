@@ -137,20 +137,14 @@ pub fn of_run(r: &RunReport) -> Vec<Metric> {
         let found: Vec<&Single> =
             per_run.iter().filter_map(|m| m.iter().find(|x| x.name == first.name)).collect();
         let values: Vec<f64> = found.iter().map(|x| x.value).collect();
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
+        let runs = Runs::of(&values);
         out.push(Metric {
             name: first.name.clone(),
             unit: first.unit,
-            value: mean,
+            value: runs.mean,
             low: values.iter().copied().fold(f64::INFINITY, f64::min),
             high: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            stddev: var.sqrt(),
+            stddev: runs.stddev,
             better: first.better,
             tail_samples: found.iter().map(|x| x.tail_samples).fold(f64::INFINITY, f64::min),
             kind: first.kind,

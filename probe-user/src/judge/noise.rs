@@ -63,6 +63,20 @@ pub struct Runs {
     pub count: usize,
 }
 
+impl Runs {
+    /// Mean and sample standard deviation of `values` (one per run).
+    pub fn of(values: &[f64]) -> Runs {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Runs { mean, stddev: var.sqrt(), count: values.len() }
+    }
+}
+
 /// One-sided 99.5% quantiles of Student's t distribution, for 1 to 30
 /// degrees of freedom (mathematical constants, from any t table).
 const T_995: [f64; 30] = [
@@ -103,14 +117,7 @@ mod tests {
     use super::*;
 
     fn runs(values: &[f64]) -> Runs {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        Runs { mean, stddev: var.sqrt(), count: values.len() }
+        Runs::of(values)
     }
 
     #[test]
