@@ -530,7 +530,8 @@ pub mod violation {
     /// (`ctx::*`).
     pub const CALL_RCU_UNSAFE: u32 = 3;
     pub const COUNT: usize = 4;
-    pub const NAMES: [&str; COUNT] = ["reused_in_flight", "double_queued", "double_reclaimed", "call_rcu_unsafe"];
+    pub const NAMES: [&str; COUNT] =
+        ["reused_in_flight", "double_queued", "double_reclaimed", "call_rcu_unsafe"];
 }
 
 /// The first violation of a kind on a CPU, sent at once through the
@@ -569,7 +570,8 @@ impl ViolationStats {
         if other.count == 0 {
             return;
         }
-        self.age_min_ns = if self.count == 0 { other.age_min_ns } else { self.age_min_ns.min(other.age_min_ns) };
+        self.age_min_ns =
+            if self.count == 0 { other.age_min_ns } else { self.age_min_ns.min(other.age_min_ns) };
         self.age_max_ns = self.age_max_ns.max(other.age_max_ns);
         self.count += other.count;
         self.gp_passed += other.gp_passed;

@@ -11,9 +11,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use probe_common::{
-    ALERTS_BYTES, Alert, GpSeq, InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_RECLAIMED, MAX_SHEAVES, MAX_TRIGGERS, Path, PathCounters,
-    RunConfig, SheafInFlight, Stage, TriggerCounters, ViolationStats, call_kind, call_slot, hist, latency_slot,
-    observer_state, violation,
+    ALERTS_BYTES, Alert, GpSeq, InFlight, LatencyStats, MAX_IN_FLIGHT, MAX_RECLAIMED, MAX_SHEAVES,
+    MAX_TRIGGERS, Path, PathCounters, RunConfig, SheafInFlight, Stage, TriggerCounters, ViolationStats,
+    call_kind, call_slot, hist, latency_slot, observer_state, violation,
 };
 
 use crate::kfuncs::bpf_nolock_gp_elapsed;

@@ -16,8 +16,8 @@ use probe_common::{
 
 use crate::{
     counters::{
-        IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, gp_elapsed, now, state, state_add, state_set,
-        violated,
+        IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, gp_elapsed, now, state, state_add,
+        state_set, violated,
     },
     kfuncs::bpf_nolock_barrier,
 };

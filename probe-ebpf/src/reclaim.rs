@@ -12,14 +12,14 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext},
 };
 use probe_common::{
-    GpSeq, InFlight, MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, MAX_TRIGGERS, NolockObj, OBJ_MAGIC, Path,
-    SheafInFlight, Stage, queue, violation,
+    GpSeq, InFlight, MAX_BULK_RECORDS, MAX_LIST_ENTRIES, MAX_SHEAF_OBJECTS, MAX_TRIGGERS, NolockObj,
+    OBJ_MAGIC, Path, SheafInFlight, Stage, queue, violation,
 };
 
 use crate::{
     counters::{
-        IN_FLIGHT, PATH_COUNTERS, RECLAIMED, RUN_CONFIG, SHEAVES, ToolClock, add, count, gp_elapsed, now, sample,
-        violated,
+        IN_FLIGHT, PATH_COUNTERS, RECLAIMED, RUN_CONFIG, SHEAVES, ToolClock, add, count, gp_elapsed, now,
+        sample, violated,
     },
     kfuncs::bpf_nolock_gp_elapsed,
 };
@@ -282,7 +282,13 @@ pub fn kvfree_rcu_bulk(ctx: ProbeContext) -> u32 {
     let now = now();
     let bnode = arg_value(&ctx, 1);
     let nr: u64 = read(bnode + cfg.bulk_nr_records_off as u64);
-    reclaim_array(bnode + cfg.bulk_records_off as u64, nr.min(MAX_BULK_RECORDS as u64) as u32, now, false, None);
+    reclaim_array(
+        bnode + cfg.bulk_records_off as u64,
+        nr.min(MAX_BULK_RECORDS as u64) as u32,
+        now,
+        false,
+        None,
+    );
     0
 }
 

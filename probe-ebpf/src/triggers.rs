@@ -17,14 +17,14 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, FEntryContext, PerfEventContext, ProbeContext},
 };
 use probe_common::{
-    GpSeq, HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS, NolockObj,
-    RunConfig, Trigger, call_kind, ctx, held_slot, observer_state, violation,
+    GpSeq, HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS,
+    NolockObj, RunConfig, Trigger, call_kind, ctx, held_slot, observer_state, violation,
 };
 
 use crate::{
     counters::{
-        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, gp_elapsed, now, state,
-        state_add, time_call, violated,
+        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, gp_elapsed, now,
+        state, state_add, time_call, violated,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
 };
@@ -202,7 +202,13 @@ fn check_not_in_flight(addr: u64) {
     };
     let _ = IN_FLIGHT.remove(&addr);
     count!(old.tag, reused_in_flight);
-    violated(violation::REUSED, old.tag, old.queued, now().saturating_sub(old.free_ns), gp_elapsed(&old.gp_seq));
+    violated(
+        violation::REUSED,
+        old.tag,
+        old.queued,
+        now().saturating_sub(old.free_ns),
+        gp_elapsed(&old.gp_seq),
+    );
 }
 
 /// `BPF_NOEXIST` and the error it gives when the key exists.
@@ -233,7 +239,8 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
         let key = obj as u64;
         // free_ns until the header's own is copied in after the call.
         // SAFETY: `obj` is a valid object until it is released.
-        let state = InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, free_ns: now(), ..Default::default() };
+        let state =
+            InFlight { tag, alloc_ns: unsafe { (*obj).alloc_ns }, free_ns: now(), ..Default::default() };
         match IN_FLIGHT.insert(&key, &state, BPF_NOEXIST) {
             Ok(()) => {}
             Err(e) if e == -EEXIST => {

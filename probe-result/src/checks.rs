@@ -137,7 +137,8 @@ pub fn premature_free(r: &RunReport, reclaim_misses: u64) -> Check {
         // Reclaimed from a sheaf whose call_rcu() the tool never saw (the
         // `unattributed` objects): no path to name.
         let mut by_path = by_path;
-        let pathless = t.premature - r.latency.paths.iter().map(|p| p.premature).sum::<u64>().min(t.premature);
+        let pathless =
+            t.premature - r.latency.paths.iter().map(|p| p.premature).sum::<u64>().min(t.premature);
         if pathless > 0 {
             by_path.push(format!("no recorded path {pathless}"));
         }

@@ -135,7 +135,9 @@ impl Kernels<'_> {
             .iter()
             .map(|dir| self.patches_dir().join(dir).join(format!("{name}.patch")))
             .find(|p| p.exists())
-            .with_context(|| format!("there is no patch {name} in kernel-patches/faults/ or kernel-patches/fixes/"))
+            .with_context(|| {
+                format!("there is no patch {name} in kernel-patches/faults/ or kernel-patches/fixes/")
+            })
     }
 
     fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {

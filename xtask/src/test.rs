@@ -112,8 +112,12 @@ fn kasan_double_free(ctx: &Ctx) -> Result<PathBuf> {
 
 fn soak_run(ctx: &Ctx, flavor: &str, minutes: u64) -> Result<PathBuf> {
     let secs = (minutes * 60).to_string();
-    let (json, report) =
-        passing_run_report(ctx, flavor, &format!("soak-{flavor}"), &["run", "--scenario", "all", "--duration", &secs])?;
+    let (json, report) = passing_run_report(
+        ctx,
+        flavor,
+        &format!("soak-{flavor}"),
+        &["run", "--scenario", "all", "--duration", &secs],
+    )?;
     let mut problems = e2e::all_problems(&report, 7, flavor == "rt");
     problems.extend(e2e::reentry_problems(&report));
     let kept = ctx.workspace.join(format!("results/soak-{flavor}-all.json"));
@@ -183,7 +187,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             step("test: compare against the delay-deferred-work fault kernel", || stage_regression(ctx)),
         ));
         for fault in &e2e::FAULTS {
-            let name = format!("test: fault kernel {} fails with its whole reason: {}", fault.name, fault.class);
+            let name =
+                format!("test: fault kernel {} fails with its whole reason: {}", fault.name, fault.class);
             results.push((fault.name, step(&name, || fault_run(ctx, fault))));
         }
     }
@@ -557,8 +562,13 @@ fn bench_run(ctx: &Ctx) -> Result<()> {
 
 /// A short run on a kernel with `fault` applied must fail with `reason`.
 fn fault_run(ctx: &Ctx, fault: &e2e::Fault) -> Result<()> {
-    let outcome =
-        guest_run(ctx, "debug", &[fault.name], &format!("fault-{}", fault.name), &["run", "--duration", "8"])?;
+    let outcome = guest_run(
+        ctx,
+        "debug",
+        &[fault.name],
+        &format!("fault-{}", fault.name),
+        &["run", "--duration", "8"],
+    )?;
     let json = outcome.json.as_ref().context("the fault run left no JSON")?;
     let doc = Document::read(json)?;
     let problems = fault.problems(&doc);

@@ -93,9 +93,11 @@ impl Refusal {
                 "few samples: a path missing, or fewer than {MIN_TAIL_SAMPLES} samples beyond the percentile, in \
                  some repeat of either run (one outlier, not a trend)"
             ),
-            Refusal::SingleRunBase => "no spread: the base is a single run, so how much runs differ is unknown \
+            Refusal::SingleRunBase => {
+                "no spread: the base is a single run, so how much runs differ is unknown \
                  and a change cannot be told from noise (make the base with `run --repeat 3`)"
-                .to_string(),
+                    .to_string()
+            }
             Refusal::Pooled => "no spread: a bench's call percentiles pool all its samples (its rate, \
                  ops_per_s, is gated against the samples' spread)"
                 .to_string(),
@@ -295,7 +297,11 @@ mod tests {
         }
     }
 
-    fn stage_mut<'a>(r: &'a mut RunReport, path: &str, stage: &str) -> &'a mut probe_result::dist::StageReport {
+    fn stage_mut<'a>(
+        r: &'a mut RunReport,
+        path: &str,
+        stage: &str,
+    ) -> &'a mut probe_result::dist::StageReport {
         let p = r.latency.paths.iter_mut().find(|p| p.path == path).unwrap();
         p.stages.get_mut(stage).unwrap()
     }
@@ -407,7 +413,13 @@ mod tests {
             let (base, new) = (testing::committed_run(&name(1)), testing::committed_run(&name(2)));
             assert_eq!((base.repeats.len(), new.repeats.len()), (3, 3), "{}", name(1));
             let rows = compare(&run(base), &run(new), &t);
-            assert!(rows.iter().all(|r| !r.regressed()), "{} against {}:\n{}", name(1), name(2), render(&rows));
+            assert!(
+                rows.iter().all(|r| !r.regressed()),
+                "{} against {}:\n{}",
+                name(1),
+                name(2),
+                render(&rows)
+            );
             let gated = rows.iter().filter(|r| r.name.starts_with("latency.") && r.gate == Gate::Ok).count();
             assert!(gated >= 6, "{}: only {gated} stage medians gated:\n{}", name(1), render(&rows));
         }
@@ -453,15 +465,19 @@ mod tests {
     #[test]
     fn the_fallback_queue_from_37_to_115_us() {
         let t = defaults();
-        let (mut base, mut new) =
-            (testing::committed_run("vm-debug-repeat3.json"), testing::committed_run("vm-debug-repeat3.json"));
+        let (mut base, mut new) = (
+            testing::committed_run("vm-debug-repeat3.json"),
+            testing::committed_run("vm-debug-repeat3.json"),
+        );
         with_fallback(&mut base, &[37_000, 34_000, 40_000]);
         with_fallback(&mut new, &[115_000, 105_000, 125_000]);
         let rows = compare(&run(base), &run(new), &t);
         assert_eq!(get(&rows, "latency.fallback.queued.p50_ns").gate, Gate::Regressed, "{}", render(&rows));
 
-        let (mut base, mut new) =
-            (testing::committed_run("vm-debug-repeat3.json"), testing::committed_run("vm-debug-repeat3.json"));
+        let (mut base, mut new) = (
+            testing::committed_run("vm-debug-repeat3.json"),
+            testing::committed_run("vm-debug-repeat3.json"),
+        );
         with_fallback(&mut base, &[53_247, 131_071, 122_879]);
         with_fallback(&mut new, &[131_071, 209_000, 201_000]);
         let rows = compare(&run(base), &run(new), &t);
@@ -473,12 +489,14 @@ mod tests {
     /// the failure counts still are.
     #[test]
     fn a_single_run_base_refuses_and_says_why() {
-        let (base, new) = (testing::committed_run("vm-debug-20s.json"), testing::committed_run("vm-debug-60s.json"));
+        let (base, new) =
+            (testing::committed_run("vm-debug-20s.json"), testing::committed_run("vm-debug-60s.json"));
         assert!(base.repeats.is_empty() && new.repeats.is_empty());
         let t = defaults();
         let rows = compare(&run(base.clone()), &run(new), &t);
         assert!(rows.iter().all(|r| !r.regressed()), "{}", render(&rows));
-        for name in ["latency.sheaf_deferred.queued.p50_ns", "latency.fallback.queued.p50_ns", "calls_per_s"] {
+        for name in ["latency.sheaf_deferred.queued.p50_ns", "latency.fallback.queued.p50_ns", "calls_per_s"]
+        {
             let r = get(&rows, name);
             assert_eq!((&r.gate, r.noise), (&Gate::Refused(Refusal::SingleRunBase), None), "{r:?}");
         }

@@ -114,7 +114,13 @@ fn of_one_run(r: &RunReport) -> Vec<Single> {
     // What the BPF programs cost (results before kernel.bpf_stats had none).
     if let Some(c) = &r.bpf_cost {
         out.push(single("bpf.trigger_cpu_pct".into(), "%", c.trigger_cpu_pct, Better::Smaller, Kind::Share));
-        out.push(single("bpf.observer_cpu_pct".into(), "%", c.observer_cpu_pct, Better::Smaller, Kind::Share));
+        out.push(single(
+            "bpf.observer_cpu_pct".into(),
+            "%",
+            c.observer_cpu_pct,
+            Better::Smaller,
+            Kind::Share,
+        ));
     }
     if r.load.enabled {
         out.push(single("load_ops_per_s".into(), "ops/s", r.load.ops_per_s, Better::Bigger, Kind::Rate));

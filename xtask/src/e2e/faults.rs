@@ -296,7 +296,9 @@ mod tests {
         // The double free's kernel oopsed: the result is cut short, and
         // what the tool streamed before it names the double free.
         let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-        let crashed = Document::read(&std::path::PathBuf::from(dir).join("../results/fault-double-queue.json")).unwrap();
+        let crashed =
+            Document::read(&std::path::PathBuf::from(dir).join("../results/fault-double-queue.json"))
+                .unwrap();
         assert!(matches!(crashed, Document::CutShort(_)));
         let problems = fault("double-queue").problems(&crashed);
         assert!(problems.is_empty(), "double-queue: {problems:#?}");

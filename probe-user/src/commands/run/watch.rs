@@ -12,8 +12,8 @@ use std::{
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use probe_common::{Trigger, TriggerCounters};
-use tokio::io::{Interest, unix::AsyncFd};
 use probe_result::{Plan, Progress, SCHEMA_VERSION};
+use tokio::io::{Interest, unix::AsyncFd};
 
 use super::stream::{self, Stream};
 use crate::{
