@@ -146,7 +146,7 @@ pub fn premature_free(r: &RunReport, reclaim_misses: u64) -> Check {
         found.push(format!("{} given back before their grace period ended{by_path}", t.premature));
     }
     if reclaim_misses == 0 {
-        let reused = r.violation(violation::NAMES[violation::REUSED as usize]);
+        let reused = r.violation(violation::REUSED);
         if t.reused_in_flight > 0 {
             found.push(format!(
                 "{} handed out again by kmalloc_nolock() while in flight, without a reclaim ({}); {}",
@@ -199,7 +199,7 @@ pub fn double_free(r: &RunReport) -> Check {
     let t = &r.totals;
     let mut found = Vec::new();
     if t.double_queued > 0 {
-        let v = r.violation(violation::NAMES[violation::DOUBLE_QUEUED as usize]);
+        let v = r.violation(violation::DOUBLE_QUEUED);
         found.push(format!(
             "{} kfree_rcu_nolock() calls queued twice ({}; {})",
             t.double_queued,
@@ -208,7 +208,7 @@ pub fn double_free(r: &RunReport) -> Check {
         ));
     }
     if t.double_reclaimed > 0 {
-        let v = r.violation(violation::NAMES[violation::DOUBLE_RECLAIMED as usize]);
+        let v = r.violation(violation::DOUBLE_RECLAIMED);
         found.push(format!(
             "{} objects reclaimed twice ({}; {})",
             t.double_reclaimed,
@@ -258,7 +258,7 @@ pub fn context_rules(r: &RunReport) -> Vec<Check> {
     let mut out = Vec::new();
     if r.plan.follow {
         let t = &r.totals;
-        let v = r.violation(violation::NAMES[violation::CALL_RCU_UNSAFE as usize]);
+        let v = r.violation(violation::CALL_RCU_UNSAFE);
         out.push(Check::new(
             "context_rule_call_rcu_deferred",
             t.call_rcu_unsafe == 0,

@@ -345,9 +345,10 @@ impl ViolationReport {
 }
 
 impl RunReport {
-    /// The report of a violation kind (`violation::NAMES`); empty when the
-    /// run has none (older results too).
-    pub fn violation(&self, name: &str) -> ViolationReport {
+    /// The report of violation `kind` (`violation::*`); empty when the run
+    /// has none (older results too).
+    pub fn violation(&self, kind: u32) -> ViolationReport {
+        let name = violation::NAMES.get(kind as usize).copied().unwrap_or_default();
         self.violations.get(name).cloned().unwrap_or_default()
     }
 }

@@ -5,7 +5,7 @@
 //! right one) is a problem: the suite tells a sensitive detector from a
 //! blunt one.
 
-use probe_common::{Path, Trigger, TriggerCounters};
+use probe_common::{Path, Trigger, TriggerCounters, violation};
 use probe_result::{Document, RunReport, run::ViolationReport};
 
 /// One fault patch and what its run must show.
@@ -129,7 +129,7 @@ fn reuse_early(doc: &Document) -> Vec<String> {
         Err(e) => return vec![e],
     };
     let n = r.totals.reused_in_flight;
-    let v = r.violation("reused_in_flight");
+    let v = r.violation(violation::REUSED);
     let mut problems = reason_is(
         r,
         "premature_free",
@@ -176,14 +176,14 @@ fn double_queue(doc: &Document) -> Vec<String> {
     match doc {
         Document::Run(r) => {
             let n = r.totals.double_queued;
-            let v = r.violation("double_queued");
+            let v = r.violation(violation::DOUBLE_QUEUED);
             let mut expected = format!(
                 "double free: {n} kfree_rcu_nolock() calls queued twice (queued on {}; {})",
                 split(&v),
                 by_trigger(r, |c| c.double_queued)
             );
             if r.totals.double_reclaimed > 0 {
-                let again = r.violation("double_reclaimed");
+                let again = r.violation(violation::DOUBLE_RECLAIMED);
                 expected += &format!(
                     "; {} objects reclaimed twice (first queued on {}; {})",
                     r.totals.double_reclaimed,
@@ -228,7 +228,7 @@ fn call_rcu_irqs_off(doc: &Document) -> Vec<String> {
         Err(e) => return vec![e],
     };
     let n = r.totals.call_rcu_unsafe;
-    let v = r.violation("call_rcu_unsafe");
+    let v = r.violation(violation::CALL_RCU_UNSAFE);
     let mut problems = reason_is(
         r,
         "context_rule_call_rcu_deferred",
