@@ -91,13 +91,13 @@ struct VmArgs {
     /// save its KTAP output next to the JSON.
     #[arg(long)]
     slub_kunit: bool,
-    /// Press Ctrl-C (SIGINT) this many seconds after nolock-probe starts:
-    /// it must still detach, drain and report.
+    /// Press Ctrl-C (SIGINT) this many seconds after nolock-probe attached
+    /// its first program: it must still detach, drain and report.
     #[arg(long)]
     interrupt_after: Option<u64>,
     /// Crash the guest kernel (`echo c > /proc/sysrq-trigger`) this many
-    /// seconds after nolock-probe starts (loading takes about 20 s): the
-    /// result is then made from the progress the run streamed, cut short.
+    /// seconds after nolock-probe attached its first program: the result is
+    /// then made from the progress the run streamed, cut short.
     #[arg(long)]
     crash_after: Option<u64>,
     /// nolock-probe's arguments (default: run --duration 20).

@@ -478,12 +478,12 @@ fn rate_limit(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C (SIGINT) 30 seconds after a 60-second run starts (about ten
-/// seconds into the stress, after about 18 s of loading; a signal while
-/// the programs load is kept for the stress): the run stops, and still
-/// detaches, drains and writes a report that accounts for every object.
+/// Ctrl-C (SIGINT) ten seconds after a 60-second run attached its first
+/// program (a signal while the programs attach is kept for the stress):
+/// the run stops, and still detaches, drains and writes a report that
+/// accounts for every object.
 fn interrupted_run(ctx: &Ctx) -> Result<()> {
-    let guest = vm::Guest { interrupt_after: Some(30), ..vm::Guest::DEFAULT };
+    let guest = vm::Guest { interrupt_after: Some(10), ..vm::Guest::DEFAULT };
     let outcome = guest_run_with(ctx, "debug", &[], "interrupted", &["run", "--duration", "60"], guest)?;
     let (json, doc) = passing_outcome(outcome)?;
     let Document::Run(report) = doc else { bail!("{} is not a run's result", json.display()) };
@@ -498,18 +498,19 @@ fn interrupted_run(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The kernel panics (sysrq-c) 30 seconds after a 60-second run starts
-/// (about ten seconds into the stress): `cargo xtask vm` still writes a
-/// result, cut short, from the progress streamed until then, that follows
-/// the schema and fails naming the crash and what the tool had seen.
+/// The kernel panics (sysrq-c) ten seconds after a 60-second run attached
+/// its first program, seconds into the stress: `cargo xtask vm` still
+/// writes a result, cut short, from the progress streamed until then, that
+/// follows the schema and fails naming the crash and what the tool had
+/// seen.
 fn crashed_run(ctx: &Ctx) -> Result<()> {
-    let guest = vm::Guest { crash_after: Some(30), ..vm::Guest::DEFAULT };
+    let guest = vm::Guest { crash_after: Some(10), ..vm::Guest::DEFAULT };
     let outcome = guest_run_with(ctx, "debug", &[], "crashed", &["run", "--duration", "60"], guest)?;
     let json = outcome.json.context("the crashed run left no result")?;
     let doc = Document::read(&json)?;
     let Document::CutShort(c) = &doc else {
         bail!(
-            "{} is not a run cut short (did the stress start within 30 s? console: {}): {:?}",
+            "{} is not a run cut short (did the stress start within 10 s of the first attach? console: {}): {:?}",
             json.display(),
             outcome.console_log.display(),
             doc.verdict().reasons

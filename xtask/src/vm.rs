@@ -41,15 +41,22 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tmpfs tmpfs /tmp
 echo NOLOCK-PROBE-START
 eval "set -- $(cat /nolock-probe.args)"
+# Both timers below count from the first attached program, not from boot:
+# loading (the verifier) takes longer with each program and on a busy host.
+# An attached program is a bpf_link among the loader's open files.
+after_attach() {
+    until ls -l /proc/"$(pidof nolock-probe)"/fd 2>/dev/null | grep -q bpf_link; do sleep 1; done
+    sleep "$1"
+}
 # cargo xtask vm --interrupt-after SECS: Ctrl-C, as a user would. The tool
 # runs in the foreground: a background job would ignore SIGINT.
 if [ -f /interrupt-after ]; then
-    (sleep "$(cat /interrupt-after)"; kill -INT "$(pidof nolock-probe)") &
+    (after_attach "$(cat /interrupt-after)"; kill -INT "$(pidof nolock-probe)") &
 fi
 # cargo xtask vm --crash-after SECS: the kernel dies mid-run (sysrq-c
 # panics it), and the result must still come from the streamed progress.
 if [ -f /crash-after ]; then
-    (sleep "$(cat /crash-after)"; echo c > /proc/sysrq-trigger) &
+    (after_attach "$(cat /crash-after)"; echo c > /proc/sysrq-trigger) &
 fi
 /nolock-probe "$@"
 rc=$?
