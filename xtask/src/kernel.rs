@@ -194,7 +194,29 @@ impl Kernels<'_> {
         step(&format!("kernel {label}: apply {} patches", patches.len()), || {
             self.apply(&tree, &series, &faults)
         })?;
-        step(&format!("kernel {label}: configure"), || self.configure(&tree, &build, &fragments))?;
+        // The config depends on the source, the series and the fragments;
+        // a fault patch changes it only if it touches a Kconfig file. Fault
+        // kernels of one flavor then share one configure (about 30 s each).
+        let mut config_key = Key::new().add("source", source.identity()?);
+        for p in series.iter().chain(&fragments) {
+            config_key = config_key.add_file(p)?;
+        }
+        for f in &faults {
+            if fs::read_to_string(f)?.lines().any(|l| l.starts_with("+++ ") && l.contains("Kconfig")) {
+                config_key = config_key.add_file(f)?;
+            }
+        }
+        let config_key = config_key.finish();
+        let stamp = build.join(".config.inputs");
+        if build.join(".config").exists()
+            && fs::read_to_string(&stamp).ok().as_deref() == Some(config_key.as_str())
+        {
+            cached(&format!("kernel {label}: configure"), &build.join(".config").display().to_string());
+        } else {
+            let _ = fs::remove_file(&stamp);
+            step(&format!("kernel {label}: configure"), || self.configure(&tree, &build, &fragments))?;
+            fs::write(&stamp, &config_key)?;
+        }
         step(
             &format!("kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"),
             || self.make(&tree, &build, &label),
