@@ -195,6 +195,17 @@ pub struct TriggerCounters {
     /// deferred irq_work (context rule broken).
     #[cfg_attr(feature = "serde", serde(default))]
     pub call_rcu_unsafe: u64,
+    /// One of this trigger's objects in flight reached the slab allocator's
+    /// free side (a `free_side` entry point) before its grace period ended,
+    /// without a reclaim path: a premature free, caught as it is freed.
+    /// See `VIOLATIONS` for the entry point and the object's age.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub freed_in_flight: u64,
+    /// ... after its grace period, but without a reclaim observer seeing it
+    /// (a skipped one, or a kvfree_rcu list longer than the walk): the end
+    /// of the object, without a path or latency.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub freed_unwatched: u64,
 }
 
 impl TriggerCounters {
@@ -230,6 +241,8 @@ impl TriggerCounters {
         self.double_queued += other.double_queued;
         self.double_reclaimed += other.double_reclaimed;
         self.call_rcu_unsafe += other.call_rcu_unsafe;
+        self.freed_in_flight += other.freed_in_flight;
+        self.freed_unwatched += other.freed_unwatched;
     }
 }
 
@@ -529,9 +542,42 @@ pub mod violation {
     /// handed to call_rcu() inside the call. `by`: the call's context
     /// (`ctx::*`).
     pub const CALL_RCU_UNSAFE: u32 = 3;
-    pub const COUNT: usize = 4;
+    /// An object in flight reached the slab allocator's free side before
+    /// its grace period ended (premature free). `by`: the entry point
+    /// (`free_side::*`).
+    pub const FREED_IN_FLIGHT: u32 = 4;
+    pub const COUNT: usize = 5;
     pub const NAMES: [&str; COUNT] =
-        ["reused_in_flight", "double_queued", "double_reclaimed", "call_rcu_unsafe"];
+        ["reused_in_flight", "double_queued", "double_reclaimed", "call_rcu_unsafe", "freed_in_flight"];
+
+    /// The contexts of `CALL_RCU_UNSAFE`. The rule is about interrupts
+    /// off: say so of the contexts where they are not always off.
+    const CALL_CONTEXTS: [&str; super::ctx::COUNT] =
+        ["task with interrupts off", "softirq with interrupts off", "hardirq", "nmi"];
+
+    /// What `ViolationStats::by` splits a kind's count by.
+    pub const fn by_names(kind: u32) -> &'static [&'static str; 4] {
+        match kind {
+            CALL_RCU_UNSAFE => &CALL_CONTEXTS,
+            FREED_IN_FLIGHT => &super::free_side::NAMES,
+            _ => &super::queue::NAMES,
+        }
+    }
+}
+
+/// The slab allocator's free entry points the free-side observers watch
+/// for objects in flight: the index of `ViolationStats::by` for
+/// `violation::FREED_IN_FLIGHT`. Every slab free passes one of them, the
+/// percpu sheaf fast path inside the first three; a sheaf flushed to the
+/// slabs, and the slow path of every free, reach `__slab_free()`.
+pub mod free_side {
+    pub const KFREE: u32 = 0;
+    pub const KFREE_NOLOCK: u32 = 1;
+    pub const KMEM_CACHE_FREE: u32 = 2;
+    /// `kmem_cache_free_bulk()` (kfree_bulk()) or `__slab_free()`.
+    pub const BULK_OR_SLAB: u32 = 3;
+    pub const NAMES: [&str; 4] =
+        ["kfree()", "kfree_nolock()", "kmem_cache_free()", "a bulk free or __slab_free()"];
 }
 
 /// The first violation of a kind on a CPU, sent at once through the

@@ -48,6 +48,11 @@ pub enum Role {
     /// (`--no-follow` leaves them out). A skipped run can leave a whole
     /// sheaf or block unchecked.
     Follow,
+    /// Watches the slab allocator's free entry points for objects still in
+    /// flight (a premature free, caught as it is freed): only when objects
+    /// are followed. A skipped run misses that one free, which the reuse
+    /// and leftover checks still catch later.
+    FreeSide,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +85,7 @@ use Hook::*;
 use Kernels::*;
 use Role::*;
 
-pub const OBSERVERS: [Observer; 13] = [
+pub const OBSERVERS: [Observer; 18] = [
     observer("kfree_rcu_sheaf_entry", Fentry, "__kfree_rcu_sheaf", All, Path, false),
     observer("kfree_rcu_sheaf_exit", Fexit, "__kfree_rcu_sheaf", All, Path, true),
     observer("defer_kfree_rcu", Fentry, "defer_kfree_rcu", All, Path, true),
@@ -96,6 +101,13 @@ pub const OBSERVERS: [Observer; 13] = [
     observer("rcu_free_sheaf_nobarn_rt", Kprobe, "rcu_free_sheaf_nobarn", Rt, Follow, false),
     observer("kvfree_rcu_bulk", Kprobe, "kvfree_rcu_bulk", All, Follow, false),
     observer("kvfree_rcu_list", Kprobe, "kvfree_rcu_list", All, Follow, false),
+    // Fentry: where the kernel skips one (a free in an interrupt that hit
+    // another), that free is left to the reuse and leftover checks.
+    observer("free_side_kfree", Fentry, "kfree", All, FreeSide, false),
+    observer("free_side_kfree_nolock", Fentry, "kfree_nolock", All, FreeSide, false),
+    observer("free_side_kmem_cache_free", Fentry, "kmem_cache_free", All, FreeSide, false),
+    observer("free_side_free_bulk", Fentry, "kmem_cache_free_bulk", All, FreeSide, false),
+    observer("free_side_slab_free", Fentry, "__slab_free", All, FreeSide, false),
 ];
 
 /// The observers for this kind of kernel.

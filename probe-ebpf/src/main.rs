@@ -9,6 +9,7 @@
 
 mod bench;
 mod counters;
+mod free_side;
 mod kfuncs;
 mod observers;
 mod reclaim;

@@ -45,7 +45,7 @@ use crate::{
 /// the walks' variable offsets to them; a copy read from the context is a
 /// number.
 #[inline(always)]
-fn fentry_arg(ctx: &FEntryContext, n: usize) -> u64 {
+pub(crate) fn fentry_arg(ctx: &FEntryContext, n: usize) -> u64 {
     use aya_ebpf::EbpfContext;
     read(ctx.as_ptr() as u64 + n as u64 * 8)
 }
@@ -58,7 +58,7 @@ fn arg_value(ctx: &ProbeContext, n: usize) -> u64 {
 
 /// Reads a kernel word; 0 if it cannot be read.
 #[inline(always)]
-fn read<T: Default>(addr: u64) -> T {
+pub(crate) fn read<T: Default>(addr: u64) -> T {
     // SAFETY: bpf_probe_read_kernel() copes with any address.
     unsafe { bpf_probe_read_kernel(addr as *const T) }.unwrap_or_default()
 }

@@ -44,17 +44,23 @@ pub fn reclaim_misses(r: &RunReport) -> u64 {
 /// the rcu sheaf or the fallback, or none the observers saw, which is a
 /// call timed as `free_unseen` and no more of them than the kernel skipped
 /// the observers that decide a path (`path_misses`: a trigger in an
-/// interrupt that landed inside one).
+/// interrupt that landed inside one). An object the kernel freed or
+/// handed out again on no path at all is a premature free, which
+/// `premature_free` names: counted here too, the consequence would be
+/// reported beside its cause as the tool's miscount.
 pub fn paths_add_up(t: &TriggerReport, path_misses: u64) -> Check {
     let c = &t.total;
     let unseen = t.timed(&[call_kind::FREE_UNSEEN]);
     let paths = c.sheaf + c.fallback;
+    let escaped = c.freed_in_flight + c.reused_in_flight + c.stale;
+    let escaped_note =
+        if escaped > 0 { format!("; {escaped} caught as premature frees") } else { String::new() };
     Check::new(
         "paths_add_up",
-        paths + unseen == c.freed_rcu && unseen <= path_misses,
+        paths + unseen == c.freed_rcu && unseen <= path_misses + escaped,
         format!(
             "{}: sheaf {} + fallback {} + unseen {unseen} = {}, kfree_rcu_nolock() calls {} \
-             (the path observers were skipped {path_misses} times)",
+             (the path observers were skipped {path_misses} times{escaped_note})",
             t.name.name(),
             c.sheaf,
             c.fallback,
@@ -113,10 +119,12 @@ pub fn trigger_checks(triggers: &[TriggerReport], path_misses: u64) -> Vec<Check
 }
 
 /// What the kernel promised: no object of the tool's leaves the allocator's
-/// care before its grace period ends, by any route. Three ways to see one
-/// that did: its reclaim came before the grace period its cookie names;
-/// kmalloc_nolock() handed its memory out again while it was in flight;
-/// its reclaim found the memory holding another owner's object (`stale`).
+/// care before its grace period ends, by any route. Four ways to see one
+/// that did: its reclaim came before the grace period its cookie names; it
+/// reached one of the slab's free entry points in flight, before its grace
+/// period (`freed_in_flight`); kmalloc_nolock() handed its memory out again
+/// while it was in flight; its reclaim found the memory holding another
+/// owner's object (`stale`).
 /// The last two also follow from a reclaim the tool missed: with the
 /// reclaim observers skipped (`reclaim_misses`) they are the tool's, and
 /// `reclaims_followed` says so instead.
@@ -145,6 +153,16 @@ pub fn premature_free(r: &RunReport, reclaim_misses: u64) -> Check {
         let by_path = if by_path.is_empty() { String::new() } else { format!(" ({})", by_path.join(", ")) };
         found.push(format!("{} given back before their grace period ended{by_path}", t.premature));
     }
+    // Never the tool's: a missed reclaim frees after the grace period.
+    if t.freed_in_flight > 0 {
+        let freed = r.violation(violation::FREED_IN_FLIGHT);
+        found.push(format!(
+            "{} reached the slab allocator's free side while in flight, without a reclaim ({}); {}",
+            t.freed_in_flight,
+            split(&freed.by, "freed by"),
+            age_and_grace(&freed)
+        ));
+    }
     if reclaim_misses == 0 {
         let reused = r.violation(violation::REUSED);
         if t.reused_in_flight > 0 {
@@ -163,7 +181,8 @@ pub fn premature_free(r: &RunReport, reclaim_misses: u64) -> Check {
             ));
         }
     }
-    let early = t.premature + if reclaim_misses == 0 { t.reused_in_flight + t.stale } else { 0 };
+    let early =
+        t.premature + t.freed_in_flight + if reclaim_misses == 0 { t.reused_in_flight + t.stale } else { 0 };
     Check::new(
         "premature_free",
         early == 0,
@@ -299,20 +318,23 @@ pub fn context_rules(r: &RunReport) -> Vec<Check> {
 /// Whether the observers followed every object, without which the
 /// premature and lost counts cannot be trusted: each object handed to
 /// kfree_rcu_nolock() ends in exactly one of reclaimed, untracked, stale
-/// (its memory held another object at the reclaim), reused in flight or
-/// lost, and the kernel never skipped a reclaim observer
+/// (its memory held another object at the reclaim), reused in flight,
+/// freed at the free side (in flight, or after its grace period but unseen
+/// by a reclaim observer) or lost, and the kernel never skipped a reclaim
+/// observer
 /// (`reclaim_misses`, its recursion protection). With skips, stale and
 /// reused objects are the tool's missed reclaims, and this check names
 /// them; without, `premature_free` does.
 pub fn follow_checks(totals: &TriggerCounters, lost: u64, reclaim_misses: u64) -> Vec<Check> {
-    let ends = totals.reclaimed + totals.untracked + totals.stale + totals.reused_in_flight + lost;
+    let freed = totals.freed_in_flight + totals.freed_unwatched;
+    let ends = totals.reclaimed + totals.untracked + totals.stale + totals.reused_in_flight + freed + lost;
     vec![
         Check::new(
             "objects_accounted",
             ends == totals.freed_rcu,
             format!(
-                "reclaimed {} + untracked {} + stale {} + reused in flight {} + lost {lost} = {ends}, \
-                 kfree_rcu_nolock() calls {}",
+                "reclaimed {} + untracked {} + stale {} + reused in flight {} + freed unseen {freed} + lost {lost} \
+                 = {ends}, kfree_rcu_nolock() calls {}",
                 totals.reclaimed, totals.untracked, totals.stale, totals.reused_in_flight, totals.freed_rcu
             ),
         ),
@@ -409,6 +431,11 @@ mod tests {
         let t = trigger(counters(6, 5, 0), &[("alloc", 6), ("free_sheaf", 5), ("free_unseen", 1)]);
         assert!(paths_add_up(&t, 1).pass);
         assert!(!paths_add_up(&t, 0).pass);
+        // One freed on no path, caught as a premature free, is that
+        // check's; here it only accounts for the unseen call.
+        let mut escaped = t.clone();
+        escaped.total.freed_in_flight = 1;
+        assert!(paths_add_up(&escaped, 0).pass);
         // Skips excuse no free that was not timed as unseen.
         let t = trigger(counters(6, 5, 0), &[("alloc", 6), ("free_sheaf", 6)]);
         assert!(!paths_add_up(&t, 3).pass);
@@ -517,6 +544,35 @@ mod tests {
               premature and lost counts may be off"
             ]
         );
+    }
+
+    /// An object that reaches a free entry point in flight, before its
+    /// grace period, is the kernel's premature free, named with the entry
+    /// point and the age, skipped reclaim observers or not; one freed
+    /// unseen after its grace period only ends the object.
+    #[test]
+    fn a_free_in_flight_is_a_premature_free_whatever_the_tool_missed() {
+        let mut r = healthy();
+        r.totals.freed_in_flight = 7;
+        r.totals.freed_unwatched = 2;
+        r.totals.reclaimed -= 9;
+        r.violations.insert(
+            "freed_in_flight".into(),
+            violation(7, &[("kfree_nolock()", 6), ("a bulk free or __slab_free()", 1)], 0, (2_000, 90_000)),
+        );
+        let expected = "premature_free: premature free: 7 reached the slab allocator's free side while in flight, \
+                        without a reclaim (freed by a bulk free or __slab_free() 1, kfree_nolock() 6); 2.000us to \
+                        90.000us after kfree_rcu_nolock(), grace period over for 0 of 7";
+        assert_eq!(reasons(&r), [expected]);
+        r.recursion_misses.insert("rcu_free_sheaf".into(), 1);
+        let with_misses = reasons(&r);
+        assert!(with_misses.iter().any(|x| x == expected), "{with_misses:#?}");
+        // Unseen frees after the grace period end objects, nothing more.
+        r.recursion_misses.clear();
+        r.totals.freed_in_flight = 0;
+        r.totals.reclaimed += 7;
+        r.violations.clear();
+        assert!(reasons(&r).is_empty(), "{:#?}", reasons(&r));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use probe_common::{
-    Intended, Stage, Trigger, TriggerCounters, ViolationStats, alloc_flags, call_kind, ctx, queue, violation,
+    Intended, Stage, Trigger, TriggerCounters, ViolationStats, alloc_flags, call_kind, violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -311,9 +311,10 @@ pub struct InFlightReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ViolationReport {
     pub count: u64,
-    /// The count split by what the kind names: the object's queue
-    /// (`no path`, `rcu sheaf`, `fallback`, both) or, for
-    /// `call_rcu_unsafe`, the context of the call.
+    /// The count split by what the kind names
+    /// (`probe_common::violation::by_names`): the object's queue (`no
+    /// path`, `rcu sheaf`, `fallback`, both), for `call_rcu_unsafe` the
+    /// context of the call, for `freed_in_flight` the free entry point.
     pub by: BTreeMap<String, u64>,
     /// Of `count`, objects whose grace period had ended when it was caught.
     pub grace_period_over: u64,
@@ -329,11 +330,7 @@ impl ViolationReport {
         for v in per_cpu {
             s.merge(v);
         }
-        // The rule is about interrupts off: say so of the contexts where
-        // they are not always off.
-        const CALL_CONTEXTS: [&str; ctx::COUNT] =
-            ["task with interrupts off", "softirq with interrupts off", "hardirq", "nmi"];
-        let names: &[&str] = if kind == violation::CALL_RCU_UNSAFE { &CALL_CONTEXTS } else { &queue::NAMES };
+        let names = violation::by_names(kind);
         ViolationReport {
             count: s.count,
             by: names.iter().zip(s.by).filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect(),

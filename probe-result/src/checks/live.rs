@@ -19,7 +19,7 @@ struct Invariant {
 /// object queued twice is caught at its queueing, before its two reclaims
 /// can hand its memory out twice (reuse) or free it under a new owner
 /// (premature), so the double free comes first.
-const INVARIANTS: [Invariant; 5] = [
+const INVARIANTS: [Invariant; 6] = [
     Invariant {
         class: "double free",
         what: "kfree_rcu_nolock() calls the kernel queued on a second path",
@@ -29,6 +29,11 @@ const INVARIANTS: [Invariant; 5] = [
         class: "premature free",
         what: "objects given back before their grace period ended",
         count: |c| c.premature,
+    },
+    Invariant {
+        class: "premature free",
+        what: "objects that reached the slab allocator's free side while they waited for their grace period",
+        count: |c| c.freed_in_flight,
     },
     Invariant {
         class: "premature free by reuse",
@@ -86,6 +91,13 @@ mod tests {
         assert_eq!(
             live(&with(|c| c.premature = 3)).as_deref(),
             Some("premature free: 3 objects given back before their grace period ended (hrtimer 3)")
+        );
+        assert_eq!(
+            live(&with(|c| c.freed_in_flight = 5)).as_deref(),
+            Some(
+                "premature free: 5 objects that reached the slab allocator's free side while they waited for \
+                 their grace period (hrtimer 5)"
+            )
         );
         assert_eq!(
             live(&with(|c| c.reused_in_flight = 1)).as_deref(),
