@@ -29,13 +29,22 @@ impl Fault {
     }
 }
 
-pub const FAULTS: [Fault; 6] = [
+pub const FAULTS: [Fault; 7] = [
     Fault {
         name: "premature-free",
         class: "premature free at reclaim (deferred sheaves only)",
         expect: premature_at_reclaim,
     },
-    Fault { name: "reuse-early", class: "premature free by reuse (1 object in 128)", expect: reuse_early },
+    Fault {
+        name: "free-early",
+        class: "premature free at the free side (1 object in 128)",
+        expect: free_early,
+    },
+    Fault {
+        name: "barn-early",
+        class: "premature free by reuse (1 full rcu sheaf in 128)",
+        expect: barn_early,
+    },
     Fault { name: "lose-deferred", class: "lost objects (the fallback path only)", expect: lose_deferred },
     Fault { name: "double-queue", class: "double free (1 object in 128)", expect: double_queue },
     Fault {
@@ -120,31 +129,114 @@ fn premature_at_reclaim(doc: &Document) -> Vec<String> {
     problems
 }
 
-/// One kfree_rcu_nolock() in 128 is kfree_nolock()ed at once, before any
-/// path: nearly all of those come back from the tool's own allocations
-/// while in flight, within milliseconds (well inside a grace period).
-fn reuse_early(doc: &Document) -> Vec<String> {
+/// The clauses of a premature_free reason for objects caught outside the
+/// reclaim paths: at the slab allocator's free side, handed out again while
+/// in flight, and found stale (their memory another owner's, or on the
+/// slab's free list) at a reclaim or after the drain. Empty for counts of 0.
+fn outside_reclaim_clauses(r: &RunReport) -> Vec<String> {
+    let mut clauses = Vec::new();
+    let age = |v: &probe_result::run::ViolationReport, n: u64| {
+        format!(
+            "{} to {} after kfree_rcu_nolock(), grace period over for {} of {n}",
+            probe_result::dist::human_ns(v.age_min_ns),
+            probe_result::dist::human_ns(v.age_max_ns),
+            v.grace_period_over
+        )
+    };
+    let n = r.totals.freed_in_flight;
+    if n > 0 {
+        let v = r.violation(violation::FREED_IN_FLIGHT);
+        clauses.push(format!(
+            "{n} reached the slab allocator's free side while in flight, without a reclaim (freed by {}); {}",
+            split(&v),
+            age(&v, n)
+        ));
+    }
+    let n = r.totals.reused_in_flight;
+    if n > 0 {
+        let v = r.violation(violation::REUSED);
+        clauses.push(format!(
+            "{n} handed out again by kmalloc_nolock() while in flight, without a reclaim (queued on {}); {}",
+            split(&v),
+            age(&v, n)
+        ));
+    }
+    if r.totals.stale > 0 {
+        clauses.push(format!(
+            "{} whose memory held another owner's object (or a free pointer) when a reclaim path gave it back or \
+             after the drain",
+            r.totals.stale
+        ));
+    }
+    clauses
+}
+
+/// One kfree_rcu_nolock() in 128 is kfree_nolock()ed at once, inside the
+/// call: the free-side observer of kfree_nolock() catches each, within
+/// microseconds and with no grace period over. The kernel may skip that
+/// observer (an interrupt inside another of the tool's programs): those
+/// few are caught later, by reuse or after the drain.
+fn free_early(doc: &Document) -> Vec<String> {
+    let r = match run(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let n = r.totals.freed_in_flight;
+    let v = r.violation(violation::FREED_IN_FLIGHT);
+    let clauses = outside_reclaim_clauses(r);
+    let mut problems = reason_is(r, "premature_free", format!("premature free: {}", clauses.join("; ")));
+    let early = r.totals.freed_rcu / 128;
+    let later = r.totals.reused_in_flight + r.totals.stale;
+    bound(
+        &mut problems,
+        "objects freed early (at the free side or later)",
+        n + later,
+        early * 9 / 10,
+        early + 1,
+    );
+    bound(&mut problems, "of those, caught only after the free", later, 0, early / 10 + 1);
+    bound(
+        &mut problems,
+        "of those at the free side, with their grace period over",
+        v.grace_period_over,
+        0,
+        0,
+    );
+    if v.by.keys().any(|k| k != "kfree_nolock()") {
+        problems.push(format!("objects freed early at another entry point than kfree_nolock(): {:?}", v.by));
+    }
+    problems
+}
+
+/// The first full rcu sheaf of a no-spin call with IRQs on, and one in 128
+/// after it, goes back to the barn instead of to call_rcu(): its objects
+/// come back from the cache's next allocations while in flight (the
+/// tool's, mostly), reach a free entry point in another owner's hands
+/// with the tool's header intact, or are found stale after the drain.
+fn barn_early(doc: &Document) -> Vec<String> {
     let r = match run(doc) {
         Ok(r) => r,
         Err(e) => return vec![e],
     };
     let n = r.totals.reused_in_flight;
+    let stale = r.totals.stale;
+    let mut problems =
+        reason_is(r, "premature_free", format!("premature free: {}", outside_reclaim_clauses(r).join("; ")));
     let v = r.violation(violation::REUSED);
-    let mut problems = reason_is(
-        r,
-        "premature_free",
-        format!(
-            "premature free: {n} handed out again by kmalloc_nolock() while in flight, without a reclaim (queued \
-             on no path {n}); {} to {} after kfree_rcu_nolock(), grace period over for {} of {n}",
-            probe_result::dist::human_ns(v.age_min_ns),
-            probe_result::dist::human_ns(v.age_max_ns),
-            v.grace_period_over
-        ),
-    );
-    let early = r.totals.freed_rcu / 128;
-    // The tool reallocates most of them; another owner may take a few.
-    bound(&mut problems, "objects reused in flight", n, early * 9 / 10, early + 1);
-    bound(&mut problems, "of those, with their grace period over", v.grace_period_over, 0, n / 4);
+    if v.by.keys().any(|k| k != "rcu sheaf") {
+        problems.push(format!("objects reused in flight not from the rcu sheaf: {:?}", v.by));
+    }
+    // The first diverted sheaf, and one in 128 of the rest; the rest are
+    // those the tool saw go to call_rcu() at once and the diverted ones:
+    // at most 2 + 1 in 127 of the former, each holding fewer than
+    // MAX_SHEAF_OBJECTS.
+    let sheaves = 2 + r.totals.sheaf_call_rcu / 127;
+    let most = sheaves * probe_common::MAX_SHEAF_OBJECTS as u64;
+    let caught = n + stale + r.totals.freed_in_flight;
+    bound(&mut problems, "objects caught outside the reclaim paths", caught, 1, most);
+    // The tool allocates most from the cache it frees to: some of the
+    // diverted objects come back to it, which no other fault causes.
+    bound(&mut problems, "objects handed out again from a diverted sheaf", n, 1, most);
     problems
 }
 
@@ -171,7 +263,10 @@ fn lose_deferred(doc: &Document) -> Vec<String> {
 /// One object in 128 is queued on the fallback after the rcu sheaf took it.
 /// The kernel may crash on the second reclaim before the run ends: then
 /// the result is cut short, and what the tool streamed must already say
-/// "double free".
+/// "double free". The count is the fault's one in 128 of the sheaf's
+/// calls, plus at most as many again: an object reclaimed twice sits on
+/// the freelist twice, and its two next owners queue it twice once more
+/// (214 against 211 in one CI run).
 fn double_queue(doc: &Document) -> Vec<String> {
     match doc {
         Document::Run(r) => {
@@ -196,7 +291,7 @@ fn double_queue(doc: &Document) -> Vec<String> {
                 problems
                     .push(format!("objects queued twice not on the rcu sheaf and the fallback: {:?}", v.by));
             }
-            bound(&mut problems, "calls queued twice", n, 1, r.totals.sheaf / 128 + 1);
+            bound(&mut problems, "calls queued twice", n, 1, double_queue_most(r.totals.sheaf));
             problems
         }
         Document::CutShort(c) => {
@@ -209,14 +304,20 @@ fn double_queue(doc: &Document) -> Vec<String> {
                 problems.push(format!("the verdict does not name the double free: {:?}", c.verdict.reasons));
             }
             let queued: u64 = c.last_progress.triggers.values().map(|t| t.double_queued).sum();
-            let freed: u64 = c.last_progress.triggers.values().map(|t| t.freed_rcu).sum();
-            bound(&mut problems, "streamed calls queued twice", queued, 1, freed / 128 + 1);
+            let sheaf: u64 = c.last_progress.triggers.values().map(|t| t.sheaf).sum();
+            bound(&mut problems, "streamed calls queued twice", queued, 1, double_queue_most(sheaf));
             problems
         }
         _ => {
             vec!["the guest stopped before the tool streamed anything: no evidence of the double free".into()]
         }
     }
+}
+
+/// The most calls double-queue may queue twice, of `sheaf` taken by the
+/// rcu sheaf: see [`double_queue`].
+fn double_queue_most(sheaf: u64) -> u64 {
+    2 * (sheaf / 128 + 1)
 }
 
 /// Full rcu sheaves of no-spin calls with interrupts off go to call_rcu()
@@ -289,7 +390,7 @@ mod tests {
     /// none of them.
     #[test]
     fn fault_runs_show_their_class_and_a_healthy_run_none() {
-        for name in ["premature-free", "reuse-early", "lose-deferred", "call-rcu-irqs-off"] {
+        for name in ["premature-free", "free-early", "barn-early", "lose-deferred", "call-rcu-irqs-off"] {
             let problems = fault(name).problems(&judged(&format!("fault-{name}.json")));
             assert!(problems.is_empty(), "{name}: {problems:#?}");
         }
@@ -311,13 +412,17 @@ mod tests {
     /// Another class's reason, or counts beyond the fault's reach, fail.
     #[test]
     fn the_wrong_class_or_count_is_a_problem() {
-        let doc = judged("fault-reuse-early.json");
+        let doc = judged("fault-free-early.json");
         assert!(!fault("call-rcu-irqs-off").problems(&doc).is_empty());
+        assert!(!fault("barn-early").problems(&doc).is_empty());
         let Document::Run(mut r) = doc else { unreachable!() };
-        r.totals.reused_in_flight *= 3;
+        r.totals.freed_in_flight *= 3;
         r.checks = checks::of_run(&r);
         r.verdict = Verdict::of(&r.checks);
-        let problems = fault("reuse-early").problems(&Document::Run(r));
-        assert!(problems.iter().any(|p| p.starts_with("objects reused in flight is ")), "{problems:#?}");
+        let problems = fault("free-early").problems(&Document::Run(r));
+        assert!(
+            problems.iter().any(|p| p.starts_with("objects freed early (at the free side or later) is ")),
+            "{problems:#?}"
+        );
     }
 }
