@@ -2,8 +2,8 @@
 //! two, so no bucket is wider than 12.5% of its lower bound, from 64 ns up
 //! to 2^37 ns (137 s), with one bucket below and one above.
 //!
-//! The BPF side computes bucket indices with shifts and compares only: the
-//! BPF target has no count-leading-zeros instruction.
+//! The BPF side computes bucket indices with shifts, masks and a multiply:
+//! the BPF target has no count-leading-zeros instruction.
 
 /// Sub-buckets per power of two, as a power of two.
 pub const SUB_BITS: u32 = 3;
@@ -15,34 +15,25 @@ pub const MAX_POW: u32 = 37;
 /// Bucket 0: below 2^MIN_POW. Last bucket: at or above 2^MAX_POW.
 pub const BUCKETS: u32 = (MAX_POW - MIN_POW) * SUB + 2;
 
-/// Index of the highest set bit of a non-zero value.
+/// Index of the highest set bit of a non-zero value, without a branch:
+/// smear the bit down, then count the ones. With a branch per halving
+/// (the obvious way), each of the 64 outcomes was a state of its own for
+/// the verifier, at every histogram sample of a program, and the reclaim
+/// observers, with three samples per object, took 13 s each to load under
+/// TCG (142,871 instructions verified).
 #[inline(always)]
 pub fn msb(mut v: u64) -> u32 {
-    let mut r = 0;
-    if v >= 1 << 32 {
-        v >>= 32;
-        r += 32;
-    }
-    if v >= 1 << 16 {
-        v >>= 16;
-        r += 16;
-    }
-    if v >= 1 << 8 {
-        v >>= 8;
-        r += 8;
-    }
-    if v >= 1 << 4 {
-        v >>= 4;
-        r += 4;
-    }
-    if v >= 1 << 2 {
-        v >>= 2;
-        r += 2;
-    }
-    if v >= 1 << 1 {
-        r += 1;
-    }
-    r
+    v |= v >> 1;
+    v |= v >> 2;
+    v |= v >> 4;
+    v |= v >> 8;
+    v |= v >> 16;
+    v |= v >> 32;
+    // Population count (SWAR), minus one.
+    v -= (v >> 1) & 0x5555_5555_5555_5555;
+    v = (v & 0x3333_3333_3333_3333) + ((v >> 2) & 0x3333_3333_3333_3333);
+    v = (v + (v >> 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    (v.wrapping_mul(0x0101_0101_0101_0101) >> 56) as u32 - 1
 }
 
 /// The bucket of `ns`.
