@@ -64,6 +64,9 @@ pub struct BenchRun {
     pub elapsed_s: f64,
     /// True when a signal cut the bench short; what was measured is kept.
     pub interrupted: bool,
+    /// What the bench ran on; absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::run::Machine>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

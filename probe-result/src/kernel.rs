@@ -59,6 +59,13 @@ pub struct ProgramStats {
     /// on that CPU (an NMI or interrupt landed inside it, or it re-entered
     /// itself).
     pub recursion_misses: u64,
+    /// How long loading it took (BPF_PROG_LOAD: mostly the verifier), and
+    /// how many instructions the verifier processed; absent in older
+    /// results.
+    #[serde(default)]
+    pub load_ns: u64,
+    #[serde(default)]
+    pub verified_insns: u64,
 }
 
 /// What the BPF programs cost, from the kernel's run-time statistics.
@@ -107,7 +114,7 @@ mod tests {
 
     #[test]
     fn bpf_cost_splits_triggers_from_observers_and_leaves_helpers_out() {
-        let stats = |runs, ns| ProgramStats { runs, run_time_ns: ns, recursion_misses: 0 };
+        let stats = |runs, ns| ProgramStats { runs, run_time_ns: ns, ..Default::default() };
         let programs: BTreeMap<String, ProgramStats> = [
             ("trigger_locked_kprobe", stats(10, 4_000)),
             ("trigger_syscall", stats(30, 6_000)),

@@ -182,6 +182,21 @@ pub struct RunInfo {
     /// (`calls_sheaves_lock`).
     #[serde(default)]
     pub sheaves_lock_functions: Vec<String>,
+    /// What the run ran on; absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// The machine a run or bench ran on, as far as the guest can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `kvm` or `tcg` (the accelerator `cargo xtask vm` booted the guest
+    /// with, from the kernel command line), `none` (no hypervisor) or
+    /// `unknown` (a hypervisor that did not say).
+    pub accelerator: String,
+    /// A hardware PMU was found (a CPU-cycles perf event opens): the perf
+    /// trigger's overflow is then an NMI, else an hrtimer (hardirq).
+    pub pmu: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

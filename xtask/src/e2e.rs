@@ -159,6 +159,36 @@ pub fn all_problems(report: &RunReport, min_kinds: usize, rt: bool) -> Vec<Strin
     problems
 }
 
+/// The machine the result names: the accelerator `cargo xtask vm` chose
+/// (KVM where a probe guest booted, else TCG), and a perf trigger whose
+/// context follows the PMU found: NMI with one, hardirq (the software
+/// cpu-clock's hrtimer) without.
+pub fn machine_problems(report: &RunReport, accel: &str) -> Vec<String> {
+    let Some(m) = &report.run.machine else { return vec!["the result does not say what it ran on".into()] };
+    let mut problems = Vec::new();
+    if m.accelerator != accel {
+        problems
+            .push(format!("the result says accelerator {}, but the guest ran with {accel}", m.accelerator));
+    }
+    if let Some(t) = report.trigger(Trigger::PerfEvent) {
+        let c = &t.total;
+        let (want, other) = if m.pmu { (ctx::NMI, ctx::HARDIRQ) } else { (ctx::HARDIRQ, ctx::NMI) };
+        let name = |c: u32| if c == ctx::NMI { "NMI" } else { "hardirq" };
+        if c.alloc_ctx[want as usize] == 0 || c.alloc_ctx[other as usize] != 0 {
+            problems.push(format!(
+                "with pmu {}, the perf trigger must allocate in {} only: {} in {}, {} in {}",
+                m.pmu,
+                name(want),
+                c.alloc_ctx[want as usize],
+                name(want),
+                c.alloc_ctx[other as usize],
+                name(other)
+            ));
+        }
+    }
+    problems
+}
+
 /// What the `all` scenario must show of the tool's own re-entry: the
 /// trigger on `__kfree_rcu_sheaf()` fires inside the tool's own frees, so
 /// its calls count as nested; the one on `barn_get_empty_sheaf()` fires

@@ -153,10 +153,15 @@ impl Kernels<'_> {
 
     /// Builds the kernel unless an identical one is cached.
     pub fn build(&self, spec: &Spec) -> Result<Image> {
-        let source = match &spec.source {
-            Some(dir) => SourceRef::Tree(
-                dir.canonicalize().with_context(|| format!("no kernel tree at {}", dir.display()))?,
-            ),
+        let user = match &spec.source {
+            Some(dir) => {
+                Some(dir.canonicalize().with_context(|| format!("no kernel tree at {}", dir.display()))?)
+            }
+            None => None,
+        };
+        let deb = SourceRef::Deb(self.debian_source()?);
+        let source = match &user {
+            Some(dir) => SourceRef::Tree(dir.clone()),
             None => SourceRef::Deb(self.debian_source()?),
         };
         let series = self.series()?;
@@ -168,6 +173,9 @@ impl Kernels<'_> {
             key = key.add_file(p)?;
         }
         let mut label = spec.flavor.clone();
+        if user.is_some() {
+            label.push_str("+source");
+        }
         for f in &spec.faults {
             label.push('+');
             label.push_str(f);
@@ -179,20 +187,23 @@ impl Kernels<'_> {
             return Ok(image);
         }
 
-        // One tree per flavor (and per user tree): fault kernels share it.
-        let tree_name = match &source {
-            SourceRef::Deb(_) => format!("tree-{}", spec.flavor),
-            SourceRef::Tree(p) => format!(
-                "tree-{}-{}",
-                spec.flavor,
-                Key::new().add("path", p.to_string_lossy().as_bytes()).finish()
-            ),
+        // One tree and one build directory per flavor: fault kernels and
+        // a user's tree (--source) share them, so each builds only what it
+        // changes.
+        let tree = self.cache.join("kernel").join(format!("tree-{}", spec.flavor));
+        let build = self.cache.join("kernel").join(format!("build-{}", spec.flavor));
+        self.prepare_tree(&deb, &tree)?;
+        let start = match &user {
+            Some(dir) => {
+                step(&format!("kernel {label}: take the files of {}", dir.display()), || {
+                    self.overlay(&tree, dir)
+                })?;
+                "user"
+            }
+            None => "base",
         };
-        let tree = self.cache.join("kernel").join(&tree_name);
-        let build = self.cache.join("kernel").join(tree_name.replacen("tree-", "build-", 1));
-        self.prepare_tree(&source, &tree)?;
         step(&format!("kernel {label}: apply {} patches", patches.len()), || {
-            self.apply(&tree, &series, &faults)
+            self.apply(&tree, start, &series, &faults)
         })?;
         // The config depends on the source, the series and the fragments;
         // a fault patch changes it only if it touches a Kconfig file. Fault
@@ -285,23 +296,12 @@ impl Kernels<'_> {
             }
             fs::create_dir_all(tree)?;
             let t = tree.display();
-            let unpack = match source {
-                SourceRef::Deb(deb) => format!(
-                    "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -xJ -C '{t}' --strip-components=1",
-                    deb.display()
-                ),
-                SourceRef::Tree(dir) => format!(
-                    "rsync -a --exclude .git --exclude '*.o' --exclude '*.cmd' '{}/' '{t}/'",
-                    dir.display()
-                ),
-            };
-            // A user's tree is outside the cache and the checkout: the root
-            // has to see it too.
-            let root = match source {
-                SourceRef::Tree(dir) => self.root.with_mount(dir),
-                SourceRef::Deb(_) => self.root.clone(),
-            };
-            root.run(
+            let SourceRef::Deb(deb) = source else { bail!("the pristine tree comes from Debian's source") };
+            let unpack = format!(
+                "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -xJ -C '{t}' --strip-components=1",
+                deb.display()
+            );
+            self.root.run(
                 &format!(
                     "{unpack} && cd '{t}' && git init -q && git add -f -A && \
                      git -c user.name=nolock-probe -c user.email=nolock-probe@localhost commit -q -m source && git tag base"
@@ -313,11 +313,42 @@ impl Kernels<'_> {
         })
     }
 
-    /// Resets the tree to the pristine source and applies the series, then
-    /// `faults`. Only the files the previous and the new patches touch change
+    /// Makes the working tree of `tree` the files of the user's git tree
+    /// `dir` (tracked and untracked, not ignored: no build output), as
+    /// commit `user` on top of `base`. Only files whose content differs
+    /// from the tree's are written (rsync by checksum, without the user's
+    /// times), so the build directory's objects of the others stay valid.
+    fn overlay(&self, tree: &Path, dir: &Path) -> Result<()> {
+        // dash has no process substitution: the two file lists go to files
+        // beside the tree.
+        let user_files = tree.with_extension("user-files");
+        let tree_files = tree.with_extension("tree-files");
+        self.root.with_mount(dir).run(
+            &format!(
+                "set -e; export LC_ALL=C; cd '{tree}'; git reset -q --hard base; git clean -q -fd; \
+                 ug() {{ git -c safe.directory='*' -c core.quotepath=off -C '{dir}' \"$@\"; }}; \
+                 ug ls-files --deleted | sort > '{tree_files}'; \
+                 ug ls-files --cached --others --exclude-standard | sort | comm -23 - '{tree_files}' > '{user_files}'; \
+                 rsync -rlpc --files-from='{user_files}' '{dir}/' '{tree}/'; \
+                 git -c core.quotepath=off ls-files | sort > '{tree_files}'; \
+                 comm -23 '{tree_files}' '{user_files}' | tr '\\n' '\\0' | xargs -0 -r rm -f --; \
+                 rm -f '{tree_files}' '{user_files}'; \
+                 git add -A; git -c user.name=nolock-probe -c user.email=nolock-probe@localhost \
+                   commit -q --allow-empty -m 'the user tree'; git tag -f user >/dev/null",
+                tree = tree.display(),
+                dir = dir.display(),
+                tree_files = tree_files.display(),
+                user_files = user_files.display(),
+            ),
+            &[],
+        )
+    }
+
+    /// Resets the tree to `start` (the pristine source, or a user's tree)
+    /// and applies the series, then `faults`. Only the files the previous and the new patches touch change
     /// on disk, so make rebuilds only those. A tree that already carries the
     /// whole series (a developer's tree with it merged) is used as it is.
-    fn apply(&self, tree: &Path, series: &[PathBuf], faults: &[PathBuf]) -> Result<()> {
+    fn apply(&self, tree: &Path, start: &str, series: &[PathBuf], faults: &[PathBuf]) -> Result<()> {
         let quote =
             |ps: &[PathBuf]| ps.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(" ");
         let reversed: Vec<PathBuf> = series.iter().rev().cloned().collect();
@@ -325,13 +356,13 @@ impl Kernels<'_> {
         self.root
             .run(
                 &format!(
-                    "cd '{tree}' && git reset -q --hard base && git clean -q -fd && \
+                    "cd '{tree}' && git reset -q --hard {start} && git clean -q -fd && \
                      if git apply --check {first} 2>/dev/null; then \
                        {am} {series} || {{ git am --abort 2>/dev/null; exit 1; }}; \
                      else \
                        for p in {reversed}; do git apply -R \"$p\" 2>/dev/null || \
-                         {{ git reset -q --hard base; echo 'xtask: the series neither applies nor is in this tree' >&2; exit 1; }}; \
-                       done; git reset -q --hard base; echo 'xtask: the series is already in this tree'; \
+                         {{ git reset -q --hard {start}; echo 'xtask: the series neither applies nor is in this tree' >&2; exit 1; }}; \
+                       done; git reset -q --hard {start}; echo 'xtask: the series is already in this tree'; \
                      fi && \
                      for p in {faults}; do {am} \"$p\" || {{ git am --abort 2>/dev/null; exit 1; }}; done",
                     tree = tree.display(),
@@ -445,7 +476,7 @@ impl SourceRef {
             ),
             SourceRef::Tree(dir) => {
                 let head = std::process::Command::new("git")
-                    .arg("-C")
+                    .args(["-c", "safe.directory=*", "-C"])
                     .arg(dir)
                     .args(["describe", "--always", "--dirty"])
                     .output()

@@ -3,7 +3,9 @@
 mod build;
 mod cache;
 mod e2e;
+mod kcidb;
 mod kernel;
+mod matrix;
 mod root;
 mod step;
 mod test;
@@ -50,6 +52,9 @@ enum Cmd {
     /// kernel that must stay free of false alarms; their JSON goes to
     /// results/soak-<flavor>-all.json.
     Soak(test::SoakArgs),
+    /// The second tier: one scenario on each kernel flavor, a combined
+    /// report and one KCIDB submission over all of them (results/matrix/).
+    Matrix(matrix::MatrixArgs),
     /// Run checkpatch.pl --strict on kernel-patches/.
     Checkpatch,
 }
@@ -100,6 +105,10 @@ struct VmArgs {
     /// then made from the progress the run streamed, cut short.
     #[arg(long)]
     crash_after: Option<u64>,
+    /// The QEMU accelerator: auto uses KVM where a probe guest boots with
+    /// it (the answer is kept per host boot), else TCG.
+    #[arg(long, value_enum, default_value_t)]
+    accel: vm::accel::Choice,
     /// nolock-probe's arguments (default: run --duration 20).
     #[arg(last = true)]
     args: Vec<String>,
@@ -156,18 +165,21 @@ impl Ctx {
         guest: vm::Guest,
     ) -> Result<vm::Outcome> {
         let artifacts = self.build()?;
+        let root = self.root.with_mount(&image.dir);
+        let accel = vm::accel::resolve(guest.accel, &self.cache, &root, &image.bzimage)?;
         let duration = duration_of(&args);
         // TCG boots in seconds; the drain and a slow guest need some slack.
         let timeout = Duration::from_secs(duration + 240);
         step(&format!("vm: boot and run `nolock-probe {}`", args.join(" ")), || {
             vm::VmRun {
                 // A kernel of the user's lives outside the cache.
-                root: &self.root.with_mount(&image.dir),
+                root: &root,
                 cache: &self.cache,
                 kernel: image,
                 loader: &artifacts.loader,
                 args: args.clone(),
                 guest,
+                accel,
                 json_out: out.clone(),
                 timeout,
                 allow: vm::allow_list(),
@@ -247,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 slub_kunit: v.slub_kunit,
                 interrupt_after: v.interrupt_after,
                 crash_after: v.crash_after,
+                accel: v.accel,
             };
             let outcome = ctx.vm(&image, args, out.clone(), guest)?;
             if v.slub_kunit {
@@ -268,6 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test(t) => return test::run(&ctx, &t),
         Cmd::Soak(s) => return test::soak(&ctx, &s),
+        Cmd::Matrix(m) => return matrix::matrix(&ctx, &m),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use clap::Args;
 use probe_common::{Path, Trigger};
 use probe_result::{Document, RunReport};
 
-use crate::{Ctx, e2e, step::step, vm};
+use crate::{Ctx, e2e, kcidb, step::step, vm};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -142,6 +142,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
         "output into a closed pipe",
         step("test: list, report and export into `| head`", || closed_pipes(ctx)),
     ));
+    results.push((
+        "KCIDB submissions pass kcidb-io",
+        step("test: export --format kcidb against kcidb-io's validator", || kcidb_submission(ctx)),
+    ));
     if !args.no_vm {
         results.push(("end-to-end in the VM", step("test: end-to-end run in the VM", || end_to_end(ctx))));
         results.push((
@@ -185,6 +189,12 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
         results.push((
             "compare flags the deferred work run one tick late",
             step("test: compare against the delay-deferred-work fault kernel", || stage_regression(ctx)),
+        ));
+        results.push((
+            "--source builds a developer's tree incrementally and runs it",
+            step("test: cargo xtask vm --source on a git tree with the series as commits", || {
+                source_tree(ctx)
+            }),
         ));
         for fault in &e2e::FAULTS {
             let name =
@@ -302,6 +312,40 @@ fn closed_pipes(ctx: &Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Two committed results (debug and RT) merged into one KCIDB submission
+/// pass kcidb-io, KernelCI's own validator; the same submission with the
+/// tool's name as its origin (what the export wrote before) does not.
+fn kcidb_submission(ctx: &Ctx) -> Result<()> {
+    let dir = ctx.cache.join("test-results");
+    fs::create_dir_all(&dir)?;
+    let prefix = dir.join("kcidb-matrix");
+    let committed = |name: &str| ctx.workspace.join("results").join(name).display().to_string();
+    tool(
+        ctx,
+        &[
+            "export",
+            "--format",
+            "kcidb",
+            "--output",
+            &prefix.display().to_string(),
+            &committed("vm-debug-all-10s.json"),
+            &committed("vm-rt-all-10s.json"),
+        ],
+        0,
+    )?;
+    let submission = prefix.with_extension("kcidb.json");
+    eprintln!("xtask: kcidb-io: {}", kcidb::validate(&ctx.cache, &submission)?);
+    let mut bad: serde_json::Value = serde_json::from_str(&fs::read_to_string(&submission)?)?;
+    bad["tests"][0]["origin"] = "nolock-probe".into();
+    let bad_path = dir.join("kcidb-bad-origin.json");
+    fs::write(&bad_path, bad.to_string())?;
+    match kcidb::validate(&ctx.cache, &bad_path) {
+        Ok(v) => bail!("kcidb-io took a submission with origin `nolock-probe`: {v}"),
+        Err(e) if e.to_string().contains("does not match") => Ok(()),
+        Err(e) => bail!("kcidb-io rejected the bad origin, but not for its pattern: {e:#}"),
+    }
 }
 
 /// Boots kernel `flavor` (with `faults`) in the 2-vCPU guest and runs
@@ -561,6 +605,59 @@ fn bench_run(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// `--source TREE` as a developer uses it: a git tree of Linux 7.3 with
+/// the series applied as commits, and one of their own on top (a
+/// localversion file, so the booted kernel shows it is this tree's). It is
+/// built in the debug flavor's cached tree and build directory, so only
+/// what differs is rebuilt, and a short run on it passes.
+fn source_tree(ctx: &Ctx) -> Result<()> {
+    // The pristine tree the debug kernel is built from, and the series.
+    ctx.kernel("debug", &[], None)?;
+    let pristine = ctx.cache.join("kernel/tree-debug");
+    let series = ctx.kernels().series()?;
+    let mut key = crate::cache::Key::new();
+    for p in &series {
+        key = key.add_file(p)?;
+    }
+    let user = ctx.cache.join(format!("test-source/linux-{}", key.finish()));
+    if !user.join(".git").exists() {
+        step("test: a developer's tree: the series as commits on Linux 7.3", || {
+            let _ = fs::remove_dir_all(ctx.cache.join("test-source"));
+            let am = "git -c user.name=dev -c user.email=dev@localhost am -q";
+            let partial = user.with_extension("partial");
+            ctx.root.run(
+                &format!(
+                    "git clone -q --branch base '{pristine}' '{partial}' && cd '{partial}' && \
+                     git checkout -q -b dev && {am} {patches} && echo -source-test > localversion-test && \
+                     git add localversion-test && \
+                     git -c user.name=dev -c user.email=dev@localhost commit -q -m 'localversion: test'",
+                    pristine = pristine.display(),
+                    partial = partial.display(),
+                    patches =
+                        series.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(" "),
+                ),
+                &[],
+            )?;
+            fs::rename(&partial, &user)?;
+            Ok(())
+        })?;
+    }
+    let image = ctx.kernel("debug", &[], Some(user.clone()))?;
+    let json = ctx.cache.join("test-results/source-tree.json");
+    let _ = fs::remove_file(&json);
+    let args = ["run", "--duration", "5"].map(String::from).to_vec();
+    let (json, doc) = passing_outcome(ctx.vm(&image, args, json, vm::Guest::DEFAULT)?)?;
+    let Document::Run(report) = doc else { bail!("{} is not a run's result", json.display()) };
+    if !report.kernel.release.contains("-source-test") {
+        bail!(
+            "the guest ran kernel {}, not the one built from {} (its release has -source-test)",
+            report.kernel.release,
+            user.display()
+        );
+    }
+    Ok(())
+}
+
 /// A short run on a kernel with `fault` applied must fail with `reason`.
 fn fault_run(ctx: &Ctx, fault: &e2e::Fault) -> Result<()> {
     let outcome = guest_run(
@@ -619,8 +716,12 @@ fn stage_regression(ctx: &Ctx) -> Result<()> {
 /// A short VM run on the debug kernel: every trigger on both vCPUs, the
 /// paths add up, the locked-slab kprobe falls back, the console is clean.
 fn end_to_end(ctx: &Ctx) -> Result<()> {
-    let (json, report) = passing_run_report(ctx, "debug", "e2e", &["run", "--duration", "10"])?;
+    let outcome = guest_run(ctx, "debug", &[], "e2e", &["run", "--duration", "10"])?;
+    let accel = outcome.accel;
+    let (json, doc) = passing_outcome(outcome)?;
+    let Document::Run(report) = doc else { bail!("{} is not a run's result", json.display()) };
     let mut problems = e2e::foundation_problems(&report, 2);
+    problems.extend(e2e::machine_problems(&report, accel.name()));
     problems.extend(e2e::verification_problems(&report, &[Path::SheafImmediate, Path::SheafDeferred]));
     if !problems.is_empty() {
         bail!("the run's JSON ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
@@ -654,6 +755,7 @@ fn end_to_end(ctx: &Ctx) -> Result<()> {
                 .with_context(|| format!("{} is not JSON", file.display()))?;
         }
     }
+    kcidb::validate(&ctx.cache, &prefix.with_extension("kcidb.json"))?;
     // Two committed repeated runs of one scenario pass the gate (the fault
     // run below shows that it can fail).
     let committed = |name: &str| ctx.workspace.join("results").join(name).display().to_string();

@@ -21,6 +21,8 @@ use probe_result::{ConsoleReport, Document, kernel::Finding};
 
 use crate::{kernel::Image, root::Root};
 
+pub mod accel;
+
 /// Printed by the guest's init with nolock-probe's exit status.
 const EXIT_MARKER: &str = "NOLOCK-PROBE-EXIT ";
 const START_MARKER: &str = "NOLOCK-PROBE-START";
@@ -86,10 +88,18 @@ pub struct Guest {
     /// Crash the guest kernel (sysrq-c) this many seconds after
     /// nolock-probe starts.
     pub crash_after: Option<u64>,
+    /// KVM where it boots a guest, else TCG (or one of them, forced).
+    pub accel: accel::Choice,
 }
 
 impl Guest {
-    pub const DEFAULT: Guest = Guest { smp: 2, slub_kunit: false, interrupt_after: None, crash_after: None };
+    pub const DEFAULT: Guest = Guest {
+        smp: 2,
+        slub_kunit: false,
+        interrupt_after: None,
+        crash_after: None,
+        accel: accel::Choice::Auto,
+    };
 }
 
 pub struct VmRun<'a> {
@@ -100,6 +110,8 @@ pub struct VmRun<'a> {
     /// nolock-probe's arguments; `--output` is added for `run` and `bench`.
     pub args: Vec<String>,
     pub guest: Guest,
+    /// What `guest.accel` resolved to.
+    pub accel: accel::Accel,
     /// Where the JSON goes; the console log goes next to it.
     pub json_out: PathBuf,
     /// Let the run go on for this long before it counts as hung.
@@ -123,6 +135,8 @@ pub struct Outcome {
     pub tail: Vec<String>,
     /// slub_kunit's KTAP output, when it ran.
     pub kunit: Vec<String>,
+    /// The accelerator the guest ran with.
+    pub accel: accel::Accel,
 }
 
 impl Outcome {
@@ -165,7 +179,7 @@ pub fn quote(arg: &str) -> String {
 
 /// The guest's kernel command line; the TSC frequency is the host's (TCG
 /// passes the host TSC through) because TCG has no PIT to calibrate it.
-fn cmdline() -> String {
+fn cmdline(accel: accel::Accel) -> String {
     let khz = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -181,6 +195,8 @@ fn cmdline() -> String {
     if let Some(khz) = khz {
         c.push_str(&format!(" tsc_early_khz={khz}"));
     }
+    // For the result's `run.machine.accelerator`.
+    c.push_str(&format!(" nolock_probe.accel={}", accel.name()));
     c
 }
 
@@ -292,7 +308,7 @@ impl VmRun<'_> {
             fs::create_dir_all(dir)?;
         }
         let qemu = format!(
-            "exec qemu-system-x86_64 -accel tcg -smp {smp} -m 1G -nodefaults -no-reboot -display none \
+            "exec qemu-system-x86_64 {accel} -smp {smp} -m 1G -nodefaults -no-reboot -display none \
              -serial stdio -serial 'file:{json}' -serial 'file:{stream}' -kernel '{kernel}' -initrd '{cpio}' \
              -append '{cmdline}'",
             smp = self.guest.smp,
@@ -300,7 +316,8 @@ impl VmRun<'_> {
             stream = serial_stream.display(),
             kernel = self.kernel.bzimage.display(),
             cpio = cpio.display(),
-            cmdline = cmdline(),
+            cmdline = cmdline(self.accel),
+            accel = self.accel.qemu_args(),
         );
         let mut child = self
             .root
@@ -338,6 +355,7 @@ impl VmRun<'_> {
             console_log: console_log.clone(),
             tail: Vec::new(),
             kunit: Vec::new(),
+            accel: self.accel,
         };
         let mut started = false;
         let mut in_kunit = false;
@@ -486,6 +504,7 @@ mod tests {
             console_log: PathBuf::from("c.log"),
             tail: vec![],
             kunit: vec![],
+            accel: accel::Accel::Tcg,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Loading (and so verifying) the programs a run or a bench needs, before
 //! anything is attached.
 
+use std::time::Instant;
+
 use anyhow::Result;
 use aya::{
     Btf, Ebpf,
@@ -11,7 +13,7 @@ use probe_common::{
     programs::{self, Hook, Role},
 };
 
-use super::{Probes, open, program, refused};
+use super::{LoadTimes, Probes, open, program, refused};
 
 /// Loads program `name`, to be hooked to kernel function `func`.
 pub(super) fn load_hooked(ebpf: &mut Ebpf, btf: &Btf, hook: Hook, name: &str, func: &str) -> Result<()> {
@@ -39,33 +41,52 @@ fn load_trigger(ebpf: &mut Ebpf, btf: &Btf, t: Trigger) -> Result<()> {
     }
 }
 
+/// Runs one program's load and files its time under `name`.
+fn timed(times: &mut LoadTimes, name: &str, load: impl FnOnce() -> Result<()>) -> Result<()> {
+    let start = Instant::now();
+    load()?;
+    times.programs.insert(name.to_string(), start.elapsed().as_nanos() as u64);
+    Ok(())
+}
+
+/// The object, opened and timed.
+fn opened(cfg: &RunConfig) -> Result<(Ebpf, Btf, LoadTimes)> {
+    let start = Instant::now();
+    let (ebpf, btf) = open(cfg)?;
+    Ok((ebpf, btf, LoadTimes { object_ns: start.elapsed().as_nanos() as u64, ..Default::default() }))
+}
+
 impl Probes {
     /// Loads the given triggers, the observers for this kind of kernel and
     /// the drain.
     pub fn load(cfg: &RunConfig, triggers: &[Trigger], preempt_rt: bool) -> Result<Self> {
-        let (mut ebpf, btf) = open(cfg)?;
+        let (mut ebpf, btf, mut times) = opened(cfg)?;
         for &t in triggers {
-            load_trigger(&mut ebpf, &btf, t)?;
+            timed(&mut times, t.program(), || load_trigger(&mut ebpf, &btf, t))?;
         }
+        let mut helpers = vec![programs::DRAIN];
         if triggers.contains(&Trigger::MapUpdate) {
-            load_helper(&mut ebpf, &btf, programs::MAP_DRIVER)?;
+            helpers.push(programs::MAP_DRIVER);
+        }
+        for h in helpers {
+            timed(&mut times, h.program, || load_helper(&mut ebpf, &btf, h))?;
         }
         for o in programs::observers_for(preempt_rt) {
-            load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
+            timed(&mut times, o.program, || load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function))?;
         }
-        load_helper(&mut ebpf, &btf, programs::DRAIN)?;
-        Ok(Self::new(ebpf, preempt_rt))
+        Ok(Self::new(ebpf, preempt_rt, times))
     }
 
     /// Loads the bench program and the drain, and with `observers` the
     /// path observers (`attach_observers(false)` attaches them).
     pub fn load_bench(cfg: &RunConfig, observers: bool, preempt_rt: bool) -> Result<Self> {
-        let (mut ebpf, btf) = open(cfg)?;
-        load_helper(&mut ebpf, &btf, programs::BENCH)?;
-        load_helper(&mut ebpf, &btf, programs::DRAIN)?;
-        for o in programs::observers_for(preempt_rt).filter(|o| observers && o.role == Role::Path) {
-            load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function)?;
+        let (mut ebpf, btf, mut times) = opened(cfg)?;
+        for h in [programs::BENCH, programs::DRAIN] {
+            timed(&mut times, h.program, || load_helper(&mut ebpf, &btf, h))?;
         }
-        Ok(Self::new(ebpf, preempt_rt))
+        for o in programs::observers_for(preempt_rt).filter(|o| observers && o.role == Role::Path) {
+            timed(&mut times, o.program, || load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function))?;
+        }
+        Ok(Self::new(ebpf, preempt_rt, times))
     }
 }

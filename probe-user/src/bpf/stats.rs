@@ -41,6 +41,8 @@ fn program_stats(fd: std::os::fd::BorrowedFd<'_>) -> Result<ProgramStats> {
         runs: info.run_cnt,
         run_time_ns: info.run_time_ns,
         recursion_misses: info.recursion_misses,
+        load_ns: 0,
+        verified_insns: u64::from(info.verified_insns),
     })
 }
 
@@ -51,7 +53,9 @@ impl Probes {
         let mut out = BTreeMap::new();
         for (name, p) in self.ebpf.programs() {
             if let Ok(fd) = p.fd() {
-                out.insert(name.to_string(), program_stats(fd.as_fd())?);
+                let mut stats = program_stats(fd.as_fd())?;
+                stats.load_ns = self.load.programs.get(name).copied().unwrap_or(0);
+                out.insert(name.to_string(), stats);
             }
         }
         Ok(out)

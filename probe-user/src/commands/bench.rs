@@ -27,7 +27,7 @@ use super::{
 use crate::{
     bpf::{Probes, maps::BenchRaw},
     judge::latency,
-    kernel::slub_stats,
+    kernel::{machine, slub_stats},
     render::terminal::{self, thousands},
     stress::{load_gen::LoadGen, stop::Stop},
 };
@@ -161,7 +161,12 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             observers: args.observers,
         },
         caches,
-        run: BenchRun { started_unix_s, elapsed_s: started.elapsed().as_secs_f64(), interrupted },
+        run: BenchRun {
+            started_unix_s,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            interrupted,
+            machine: Some(machine::detect()),
+        },
         frees: reports,
         kernel_log,
         programs,

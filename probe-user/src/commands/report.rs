@@ -25,7 +25,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
         let Document::Run(r) = &doc else {
             bail!("--svg draws a run's paths and gauge; {} is not a run's result", a.result.display());
         };
-        std::fs::write(path, svg::render(r)).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, svg::render(r)?).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("nolock-probe: wrote {}", path.display());
     }
     Ok(())

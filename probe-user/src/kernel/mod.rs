@@ -5,5 +5,6 @@ pub mod btf;
 pub mod info;
 pub mod kallsyms;
 pub mod kmsg;
+pub mod machine;
 pub mod readiness;
 pub mod slub_stats;

@@ -2,9 +2,10 @@
 //! `run --export`).
 
 use anyhow::{Result, bail};
-use probe_result::{Check, Document, Verdict};
+use probe_result::Document;
 use serde_json::{Value, json};
 
+use super::kcidb;
 use crate::judge::metrics::{self, Better};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,35 +16,17 @@ pub enum Format {
     /// Bencher Metric Format: {benchmark: {measure: {value, lower_value,
     /// upper_value}}}, measures `latency` (ns) and `throughput` (ops/s).
     Bencher,
-    /// KernelCI KCIDB v5: a document with `tests` entries.
+    /// KernelCI KCIDB v5: a whole submission (checkout, builds, tests);
+    /// several results merge into one.
     Kcidb,
 }
 
-/// What every export names a result by.
-struct Identity<'a> {
-    scenario: &'a str,
-    release: &'a str,
-    started_unix_s: u64,
-    checks: &'a [Check],
-    verdict: &'a Verdict,
-}
-
-fn identity(doc: &Document) -> Result<Identity<'_>> {
+/// The scenario a result names its entries by; a run that never finished
+/// has nothing to export.
+fn scenario(doc: &Document) -> Result<&str> {
     Ok(match doc {
-        Document::Run(r) => Identity {
-            scenario: &r.plan.scenario,
-            release: &r.kernel.release,
-            started_unix_s: r.run.started_unix_s,
-            checks: &r.checks,
-            verdict: &r.verdict,
-        },
-        Document::Bench(b) => Identity {
-            scenario: &b.plan.scenario,
-            release: &b.kernel.release,
-            started_unix_s: b.run.started_unix_s,
-            checks: &b.checks,
-            verdict: &b.verdict,
-        },
+        Document::Run(r) => &r.plan.scenario,
+        Document::Bench(b) => &b.plan.scenario,
         Document::Incomplete(_) | Document::CutShort(_) => {
             bail!("this result is what was left of a run that never finished: nothing to export")
         }
@@ -87,62 +70,24 @@ fn bencher(doc: &Document, scenario: &str) -> Value {
     Value::Object(out)
 }
 
-/// KCIDB v5: one test entry per check (PASS/FAIL) under the run's origin,
-/// and one per metric (status DONE, with `number`).
-fn kcidb(doc: &Document, id: &Identity) -> Value {
-    let Identity { scenario, release, started_unix_s: started, checks, verdict } = id;
-    let build_id = format!("nolock-probe:{release}");
-    let mut tests = Vec::new();
-    let base = format!("nolock-probe:{release}:{scenario}:{started}");
-    tests.push(json!({
-        "id": format!("{base}:verdict"),
-        "build_id": build_id,
-        "origin": "nolock-probe",
-        "path": format!("nolock_probe.{scenario}"),
-        "status": if verdict.pass { "PASS" } else { "FAIL" },
-        "misc": {"reasons": verdict.reasons},
-    }));
-    for (i, c) in checks.iter().enumerate() {
-        tests.push(json!({
-            "id": format!("{base}:check:{i}"),
-            "build_id": build_id,
-            "origin": "nolock-probe",
-            "path": format!("nolock_probe.{scenario}.{}", c.name),
-            "status": if c.pass { "PASS" } else { "FAIL" },
-            "log_excerpt": c.detail,
-        }));
-    }
-    for m in metrics::of(doc) {
-        tests.push(json!({
-            "id": format!("{base}:metric:{}", m.name),
-            "build_id": build_id,
-            "origin": "nolock-probe",
-            "path": format!("nolock_probe.{scenario}.{}", m.name.replace('-', "_")),
-            "status": "DONE",
-            "number": {"value": m.value, "unit": m.unit, "prefix": "metric"},
-        }));
-    }
-    json!({"version": {"major": 5, "minor": 0}, "tests": tests})
-}
-
 /// The export of `doc` in `format`; github-action-benchmark gives two
 /// documents (smaller, then bigger is better).
 pub fn export(doc: &Document, format: Format) -> Result<Vec<(&'static str, Value)>> {
-    let id = identity(doc)?;
+    let scenario = scenario(doc)?;
     Ok(match format {
         Format::GithubActionBenchmark => vec![
-            ("smaller-is-better", github_action_benchmark(doc, id.scenario, false)),
-            ("bigger-is-better", github_action_benchmark(doc, id.scenario, true)),
+            ("smaller-is-better", github_action_benchmark(doc, scenario, false)),
+            ("bigger-is-better", github_action_benchmark(doc, scenario, true)),
         ],
-        Format::Bencher => vec![("bmf", bencher(doc, id.scenario))],
-        Format::Kcidb => vec![("kcidb", kcidb(doc, &id))],
+        Format::Bencher => vec![("bmf", bencher(doc, scenario))],
+        Format::Kcidb => vec![("kcidb", kcidb::submission(std::slice::from_ref(doc))?)],
     })
 }
 
 /// Writes each exported document as `<prefix>.<kind>.json`.
-pub fn write(doc: &Document, format: Format, prefix: &std::path::Path) -> Result<()> {
+pub fn write(exported: Vec<(&'static str, Value)>, prefix: &std::path::Path) -> Result<()> {
     use anyhow::Context;
-    for (kind, value) in export(doc, format)? {
+    for (kind, value) in exported {
         let path = prefix.with_extension(format!("{kind}.json"));
         std::fs::write(&path, serde_json::to_string_pretty(&value)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -153,6 +98,8 @@ pub fn write(doc: &Document, format: Format, prefix: &std::path::Path) -> Result
 
 #[cfg(test)]
 mod tests {
+    use probe_result::{Check, Verdict};
+
     use super::*;
     use crate::judge::metrics::tests::report;
 
@@ -207,31 +154,6 @@ mod tests {
                 assert_eq!(v.as_object().unwrap().len(), 3);
             }
         }
-    }
-
-    /// KCIDB v5: version 5.x and `tests` whose entries carry id, build_id,
-    /// origin, path and status (PASS/FAIL for checks, DONE with a number
-    /// for measurements).
-    #[test]
-    fn kcidb_shape() {
-        let doc = only(&sample(), Format::Kcidb);
-        assert_eq!(doc["version"]["major"], 5);
-        let tests = doc["tests"].as_array().unwrap();
-        assert_eq!(tests[0]["status"], "PASS");
-        for t in tests {
-            for k in ["id", "build_id", "origin", "path", "status"] {
-                assert!(t[k].is_string(), "{k} in {t}");
-            }
-            assert!(t["id"].as_str().unwrap().starts_with("nolock-probe:"));
-            match t["status"].as_str().unwrap() {
-                "DONE" => assert!(t["number"]["value"].is_number()),
-                "PASS" | "FAIL" => assert!(t.get("number").is_none()),
-                s => panic!("status {s}"),
-            }
-        }
-        let Document::Run(mut failing) = sample() else { unreachable!() };
-        failing.verdict = Verdict { pass: false, reasons: vec!["lost_objects: 3".into()] };
-        assert_eq!(only(&Document::Run(failing), Format::Kcidb)["tests"][0]["status"], "FAIL");
     }
 
     #[test]

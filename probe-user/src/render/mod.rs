@@ -3,5 +3,6 @@
 //! like the run that made it.
 
 pub mod export;
+pub mod kcidb;
 pub mod svg;
 pub mod terminal;

@@ -1,35 +1,75 @@
-//! `nolock-probe report --svg`: one picture of a result, the latency
-//! distribution of each path (total wait, log-scale time axis) and the
-//! objects in flight over time.
+//! `nolock-probe report --svg`: one picture of a run, drawn with plotters.
+//! A panel per path: how long its objects waited, on a log time axis
+//! shared by all paths, split into the fill (queued) stage, the grace
+//! period and the total; then the objects in flight against time.
 
-use std::fmt::Write;
-
+use anyhow::{Result, anyhow};
+use plotters::{coord::combinators::IntoLogRange, prelude::*};
 use probe_common::Stage;
-use probe_result::{RunReport, run::PathReport};
+use probe_result::{RunReport, dist::Bucket, run::PathReport};
 
-use super::terminal::human_ns;
+use super::terminal::{human_ns, thousands};
 
-const WIDTH: f64 = 900.0;
-const PANEL: f64 = 170.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+const WIDTH: u32 = 1000;
+const PANEL: u32 = 260;
+const FONT: &str = "sans-serif";
+/// Queued (fill), grace, total: the stages in drawing order.
+const STAGES: [(Stage, &str, RGBColor); 3] = [
+    (Stage::Queued, "queued (sheaf fill, or until the irq_work)", RGBColor(31, 119, 180)),
+    (Stage::Grace, "grace period (call_rcu() to reclaim)", RGBColor(255, 127, 14)),
+    (Stage::Total, "total (kfree_rcu_nolock() to reclaim)", RGBColor(44, 160, 44)),
+];
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+fn buckets(p: &PathReport, stage: Stage) -> &[Bucket] {
+    p.stage(stage).map_or(&[], |s| s.histogram.as_slice())
 }
 
-/// The SVG document for `report`.
-pub fn render(report: &RunReport) -> String {
+/// A histogram as a step line that drops to 0 between buckets, so gaps
+/// show as gaps.
+fn steps(bs: &[Bucket]) -> Vec<(f64, f64)> {
+    let mut pts = Vec::new();
+    for b in bs.iter().filter(|b| b.count > 0) {
+        let (lo, hi, n) = ((b.low_ns as f64).max(1.0), (b.high_ns as f64).max(2.0), b.count as f64);
+        if pts.last().is_none_or(|&(x, _)| x < lo) {
+            pts.push((lo, 0.0));
+        }
+        pts.extend([(lo, n), (hi, n), (hi, 0.0)]);
+    }
+    pts
+}
+
+/// A time axis tick: `100us`, `1ms`, `1.5s` (no trailing zeros).
+fn tick(ns: f64) -> String {
+    let h = human_ns(ns.round() as u64);
+    let unit = h.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let number = &h[..h.len() - unit.len()];
+    let number =
+        if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number };
+    format!("{number}{unit}")
+}
+
+/// `fill p50 1.2ms + grace p50 20ms = total p50 21ms`.
+fn split(p: &PathReport) -> String {
+    let p50 = |s: Stage| p.stage(s).map_or("-".into(), |s| human_ns(s.all.p50_ns));
+    let total = p.stage(Stage::Total).map(|s| &s.all).cloned().unwrap_or_default();
+    format!(
+        "{}: {} objects reclaimed ({} premature); p50 queued {} + grace {} -> total {}, p99 {}, max {}",
+        p.path,
+        thousands(p.reclaimed as f64),
+        p.premature,
+        p50(Stage::Queued),
+        p50(Stage::Grace),
+        human_ns(total.p50_ns),
+        human_ns(total.p99_ns),
+        human_ns(total.max_ns)
+    )
+}
+
+fn draw(report: &RunReport, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let paths = &report.latency.paths;
-    let gauge: Vec<f64> = report.in_flight.per_second.iter().map(|&n| n as f64).collect();
-    let height = 60.0 + PANEL * (paths.len() as f64 + 1.0);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let height = 50 + PANEL * (paths.len() as u32 + 1);
+    let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
     let title = format!(
         "nolock-probe: scenario {} on {} ({} s), verdict {}",
         report.plan.scenario,
@@ -37,99 +77,92 @@ pub fn render(report: &RunReport) -> String {
         report.plan.duration_s,
         if report.verdict.pass { "pass" } else { "FAIL" }
     );
-    let _ = writeln!(s, r#"<text x="{LEFT}" y="24" font-size="15">{}</text>"#, esc(&title));
+    let root = root.titled(&title, (FONT, 20))?;
+    let panels = root.split_evenly((paths.len() + 1, 1));
 
-    // One shared log2 time axis for all paths, so they can be compared.
-    let buckets = |p: &PathReport| -> Vec<(f64, f64, f64)> {
-        p.stage(Stage::Total)
-            .into_iter()
-            .flat_map(|t| &t.histogram)
-            .map(|b| ((b.low_ns as f64).max(1.0), (b.high_ns as f64).min(1e12), b.count as f64))
-            .collect()
-    };
-    let all: Vec<(f64, f64, f64)> = paths.iter().flat_map(buckets).collect();
-    let lo = all.iter().map(|b| b.0).fold(f64::INFINITY, f64::min).log2().floor();
-    let hi = all.iter().map(|b| b.1).fold(0.0, f64::max).log2().ceil().max(lo + 1.0);
-    let x = |ns: f64| LEFT + (ns.log2() - lo) / (hi - lo) * (WIDTH - LEFT - RIGHT);
+    // One time axis for every path, so they can be compared.
+    let all: Vec<&Bucket> = paths
+        .iter()
+        .flat_map(|p| STAGES.iter().flat_map(move |s| buckets(p, s.0)))
+        .filter(|b| b.count > 0)
+        .collect();
+    let lo = all.iter().map(|b| (b.low_ns as f64).max(1.0)).fold(f64::INFINITY, f64::min);
+    let hi = all.iter().map(|b| b.high_ns as f64).fold(0.0, f64::max);
+    let (lo, hi) = if all.is_empty() { (1e3, 1e9) } else { (lo / 1.5, hi * 1.5) };
 
-    for (i, p) in paths.iter().enumerate() {
-        let top = 40.0 + PANEL * i as f64;
-        let base = top + PANEL - 30.0;
-        let bs = buckets(p);
-        let peak = bs.iter().map(|b| b.2).fold(1.0, f64::max);
-        let d = p.stage(Stage::Total).map(|t| t.all.clone()).unwrap_or_default();
-        let label = format!(
-            "{}: {} objects, p50 {}, p99 {}, max {}",
-            p.path,
-            d.count,
-            human_ns(d.p50_ns),
-            human_ns(d.p99_ns),
-            human_ns(d.max_ns)
-        );
-        let _ = writeln!(s, r#"<text x="{LEFT}" y="{}" font-size="12">{}</text>"#, top + 12.0, esc(&label));
-        let _ = writeln!(
-            s,
-            r##"<line x1="{LEFT}" y1="{base}" x2="{}" y2="{base}" stroke="#444"/>"##,
-            WIDTH - RIGHT
-        );
-        for (low, high, count) in &bs {
-            let h = count / peak * (PANEL - 60.0);
-            let _ = writeln!(
-                s,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
-                x(*low),
-                base - h,
-                (x(*high) - x(*low)).max(1.0),
-                h,
-                COLORS[i % COLORS.len()]
-            );
-        }
-        for e in (lo as i64)..=(hi as i64) {
-            if e % 2 == 0 {
-                let ns = 2f64.powi(e as i32);
-                let _ = writeln!(
-                    s,
-                    r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#444">{}</text>"##,
-                    x(ns),
-                    base + 14.0,
-                    human_ns(ns as u64)
-                );
+    for (panel, p) in panels.iter().zip(paths) {
+        let peak =
+            STAGES.iter().flat_map(|s| buckets(p, s.0)).map(|b| b.count).max().unwrap_or(1).max(1) as f64;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(split(p), (FONT, 14))
+            .margin(10)
+            .margin_right(30)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..peak * 1.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("time since kfree_rcu_nolock() (log scale)")
+            .y_desc("objects per bucket")
+            .x_label_formatter(&|ns| tick(*ns))
+            .y_label_formatter(&|n| thousands(*n))
+            .label_style((FONT, 12))
+            .draw()?;
+        for (stage, label, color) in STAGES {
+            let pts = steps(buckets(p, stage));
+            if pts.is_empty() {
+                continue;
             }
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()?;
     }
 
-    // The in-flight gauge.
-    let top = 40.0 + PANEL * paths.len() as f64;
-    let base = top + PANEL - 30.0;
-    let peak = gauge.iter().copied().fold(1.0, f64::max);
-    let _ = writeln!(
-        s,
-        r#"<text x="{LEFT}" y="{}" font-size="12">objects in flight (freed, not yet reclaimed), once a second: peak {}, lost after drain {}</text>"#,
-        top + 12.0,
-        peak,
+    let gauge = &report.in_flight.per_second;
+    let peak = gauge.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let secs = gauge.len().max(2) as f64 - 1.0;
+    let caption = format!(
+        "objects in flight (freed, not yet reclaimed), sampled once a second: peak {}, lost after the drain {}",
+        thousands(report.in_flight.peak as f64),
         report.in_flight.lost
     );
-    let _ =
-        writeln!(s, r##"<line x1="{LEFT}" y1="{base}" x2="{}" y2="{base}" stroke="#444"/>"##, WIDTH - RIGHT);
-    let n = gauge.len().max(2) as f64 - 1.0;
-    let points: Vec<String> = gauge
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            format!(
-                "{:.1},{:.1}",
-                LEFT + i as f64 / n * (WIDTH - LEFT - RIGHT),
-                base - v / peak * (PANEL - 60.0)
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        r##"<polyline fill="none" stroke="#9467bd" stroke-width="2" points="{}"/>"##,
-        points.join(" ")
-    );
-    let _ = writeln!(s, "</svg>");
-    s
+    let mut chart = ChartBuilder::on(&panels[paths.len()])
+        .caption(caption, (FONT, 14))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..secs, 0.0..peak * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the triggers were attached")
+        .x_label_formatter(&|s| format!("{s:.0} s"))
+        .y_desc("objects in flight")
+        .y_label_formatter(&|n| thousands(*n))
+        .label_style((FONT, 12))
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        gauge.iter().enumerate().map(|(i, &n)| (i as f64, n as f64)),
+        RGBColor(148, 103, 189).stroke_width(2),
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+/// The SVG document for `report`.
+pub fn render(report: &RunReport) -> Result<String> {
+    let mut out = String::new();
+    draw(report, &mut out).map_err(|e| anyhow!("cannot draw the picture: {e}"))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -141,28 +174,70 @@ mod tests {
 
     use crate::testing;
 
-    #[test]
-    fn the_picture_has_a_panel_per_path_and_the_gauge() {
-        let mut r = testing::committed_run("vm-debug-20s.json");
-        let total = StageReport {
-            all: Distribution { count: 15, p50_ns: 1, p99_ns: 2, max_ns: 3, ..Default::default() },
-            histogram: vec![
-                Bucket { low_ns: 16777216, high_ns: 18874368, count: 10 },
-                Bucket { low_ns: 33554432, high_ns: 37748736, count: 5 },
-            ],
+    fn stage(count: u64, p50: u64, buckets: &[(u64, u64, u64)]) -> StageReport {
+        StageReport {
+            all: Distribution { count, p50_ns: p50, p99_ns: p50 * 2, max_ns: p50 * 3, ..Default::default() },
+            histogram: buckets
+                .iter()
+                .map(|&(low_ns, high_ns, count)| Bucket { low_ns, high_ns, count })
+                .collect(),
             per_cpu: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn ticks_carry_units_without_trailing_zeros() {
+        assert_eq!(super::tick(100_000.0), "100us");
+        assert_eq!(super::tick(1e6), "1ms");
+        assert_eq!(super::tick(1.5e9), "1.5s");
+        assert_eq!(super::tick(100.0), "100ns");
+    }
+
+    #[test]
+    fn the_picture_has_axes_a_split_panel_per_path_and_the_gauge() {
+        let mut r = testing::committed_run("vm-debug-20s.json");
         let path = |name: &str| PathReport {
             path: name.into(),
-            stages: [("total".to_string(), total.clone())].into_iter().collect(),
+            reclaimed: 15,
+            stages: [
+                ("queued".to_string(), stage(15, 1_000_000, &[(1 << 20, 1 << 21, 15)])),
+                (
+                    "grace".to_string(),
+                    stage(15, 20_000_000, &[(1 << 24, 1 << 25, 10), (1 << 25, 1 << 26, 5)]),
+                ),
+                (
+                    "total".to_string(),
+                    stage(15, 21_000_000, &[(1 << 24, 1 << 25, 10), (1 << 25, 1 << 26, 5)]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         r.latency.paths = vec![path("sheaf_immediate"), path("fallback")];
         r.in_flight.per_second = vec![1, 5, 3];
-        let svg = super::render(&r);
+        let svg = super::render(&r).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<rect x=").count(), 4, "two bars per path");
-        assert!(svg.contains("sheaf_immediate: 15 objects") && svg.contains("fallback: 15 objects"));
-        assert!(svg.contains("<polyline"));
+        for text in [
+            "sheaf_immediate: 15 objects reclaimed (0 premature); p50 queued 1.000ms + grace 20.000ms -&gt; total 21.000ms",
+            "fallback: 15 objects reclaimed",
+            "objects per bucket",
+            "time since kfree_rcu_nolock() (log scale)",
+            "queued (sheaf fill, or until the irq_work)",
+            "grace period (call_rcu() to reclaim)",
+            "objects in flight",
+            "seconds since the triggers were attached",
+        ] {
+            assert!(svg.contains(text), "no `{text}` in the picture");
+        }
+        // Each stage's line and legend mark in both path panels, and the
+        // gauge's line.
+        for color in ["#1F77B4", "#FF7F0E", "#2CA02C"] {
+            assert_eq!(svg.matches(&format!(r#"stroke="{color}""#)).count(), 4, "{color}");
+        }
+        assert_eq!(svg.matches(r##"stroke="#9467BD""##).count(), 1);
+        // plotters puts a text's content on a line of its own.
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(texts.contains(&"1ms") && texts.contains(&"10ms"), "time ticks without units");
     }
 }

@@ -91,8 +91,14 @@ fn counters_row(name: &str, cpu: &str, c: &TriggerCounters) -> String {
 
 /// Triggers per CPU, call times, latency histograms per path, in-flight,
 /// cost, verdict.
+/// The machine line, when the result says what it ran on.
+fn machine_line(m: Option<&probe_result::run::Machine>) -> String {
+    m.map(|m| format!("machine: {}\n", crate::kernel::machine::describe(m))).unwrap_or_default()
+}
+
 pub fn run(r: &RunReport) -> String {
-    let mut s = counters_header("trigger (intended)");
+    let mut s = machine_line(r.run.machine.as_ref());
+    s.push_str(&counters_header("trigger (intended)"));
     for t in &r.triggers {
         let name = format!("{} ({})", t.name.name(), t.intended.name());
         for c in &t.per_cpu {
@@ -189,7 +195,7 @@ pub fn run(r: &RunReport) -> String {
 /// Per free function the rate with its spread, and bpftrace-style
 /// histograms of the calls' times.
 pub fn bench(b: &BenchReport) -> String {
-    let mut s = String::new();
+    let mut s = machine_line(b.run.machine.as_ref());
     for f in &b.frees {
         let name = &f.free;
         let r = &f.ops_per_s;

@@ -29,7 +29,7 @@ use super::session::{self, Observed, Session};
 use crate::{
     bpf::{Attachment, Probes},
     judge::latency,
-    kernel::slub_stats,
+    kernel::{machine, slub_stats},
     render::{export, terminal},
     stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::NmiSource},
 };
@@ -142,7 +142,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     session::write(&document, args.output.as_deref())?;
     let prefix = args.output.clone().unwrap_or_else(|| "nolock-probe.json".into());
     for &format in &args.export {
-        export::write(&document, format, &prefix)?;
+        export::write(export::export(&document, format)?, &prefix)?;
     }
     Ok(document.verdict().pass)
 }
@@ -186,9 +186,10 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
     let loading = Instant::now();
     let mut probes = Probes::load(&setup.cfg, &setup.triggers, preempt_rt)?;
     eprintln!(
-        "nolock-probe: {} BPF programs loaded in {:.1}s",
+        "nolock-probe: {} BPF programs loaded in {:.1}s ({})",
         probes.loaded(),
-        loading.elapsed().as_secs_f64()
+        loading.elapsed().as_secs_f64(),
+        probes.load.summary()
     );
     probes.attach_observers(plan.follow)?;
     let alerts = Some(probes.take_alerts()?);
@@ -328,6 +329,7 @@ fn collect(
             cpus: setup.cpus.clone(),
             drain_ns: drain.as_nanos() as u64,
             sheaves_lock_functions: setup.sheaves_lock_fns.clone(),
+            machine: Some(machine::detect()),
         },
         load: LoadInfo {
             enabled: load_ops.is_some(),
