@@ -629,7 +629,7 @@ fn source_tree(ctx: &Ctx) -> Result<()> {
                 &format!(
                     "git clone -q --branch base '{pristine}' '{partial}' && cd '{partial}' && \
                      git checkout -q -b dev && {am} {patches} && echo -source-test > localversion-test && \
-                     git add localversion-test && \
+                     git add -f localversion-test && \
                      git -c user.name=dev -c user.email=dev@localhost commit -q -m 'localversion: test'",
                     pristine = pristine.display(),
                     partial = partial.display(),
