@@ -172,6 +172,29 @@ pub fn guest_scenario(args: &mut [String]) -> Option<(PathBuf, String)> {
     Some((host, guest))
 }
 
+/// QEMU's stdout and stderr, line by line, from reader threads; the
+/// channel closes when both end.
+pub fn output_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// Shell-quotes one argument for the guest's `eval "set -- ..."`.
 pub fn quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
@@ -326,24 +349,7 @@ impl VmRun<'_> {
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot start QEMU")?;
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
+        let rx = output_lines(&mut child);
 
         let mut log = fs::File::create(&console_log)?;
         let start = Instant::now();

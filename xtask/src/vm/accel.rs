@@ -5,7 +5,6 @@
 
 use std::{
     fs,
-    io::{BufRead, BufReader},
     path::Path,
     process::Stdio,
     sync::mpsc,
@@ -105,24 +104,7 @@ fn probe(root: &Root, bzimage: &Path) -> Result<Probe> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start QEMU")?;
-    let (tx, rx) = mpsc::channel::<String>();
-    for out in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let rx = super::output_lines(&mut child);
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let mut lines = Vec::new();
     let exit = loop {
