@@ -491,7 +491,41 @@ pub struct PathCounters {
     /// after the sheaf's call_rcu(): they reached a sheaf already on its
     /// way through RCU.
     pub premature_after_call_rcu: u64,
+    /// Rcu sheaves of the triggers' caches handed to `call_rcu()` on this
+    /// path (one RCU callback each), counted by the call_rcu() observer,
+    /// and every object in them, the triggers' and everyone else's. The
+    /// fallback path's kvfree_rcu batches are not counted.
+    pub batches: u64,
+    pub batch_objects: u64,
+    /// Sheaves on this path whose last object, one of the triggers', had
+    /// a grace-period cookie, and the smallest and largest normal
+    /// `gp_seq` among those cookies (as i64: RCU starts the counter just
+    /// below the wrap, so a signed comparison stays in order across it).
+    /// Their difference over the counter's step is the grace periods the
+    /// run saw.
+    pub gp_objects: u64,
+    pub gp_min: i64,
+    pub gp_max: i64,
 }
+
+impl PathCounters {
+    /// Adds another CPU's counters.
+    pub fn merge(&mut self, o: &PathCounters) {
+        if o.gp_objects > 0 {
+            self.gp_min = if self.gp_objects == 0 { o.gp_min } else { self.gp_min.min(o.gp_min) };
+            self.gp_max = if self.gp_objects == 0 { o.gp_max } else { self.gp_max.max(o.gp_max) };
+        }
+        self.reclaimed += o.reclaimed;
+        self.premature += o.premature;
+        self.premature_after_call_rcu += o.premature_after_call_rcu;
+        self.batches += o.batches;
+        self.batch_objects += o.batch_objects;
+        self.gp_objects += o.gp_objects;
+    }
+}
+
+/// `gp_seq` advances by this much per grace period (RCU_SEQ_CTR_SHIFT 2).
+pub const GP_SEQ_STEP: i64 = 4;
 
 /// What the observers know about an object between kfree_rcu_nolock() and
 /// its reclaim (`IN_FLIGHT`, keyed by the object's address).

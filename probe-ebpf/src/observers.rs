@@ -16,8 +16,8 @@ use probe_common::{
 
 use crate::{
     counters::{
-        IN_FLIGHT, OUR_CACHES, RUN_CONFIG, SHEAVES, ToolClock, count, gp_elapsed, now, state, state_add,
-        state_set, violated,
+        IN_FLIGHT, OUR_CACHES, PATH_COUNTERS, RUN_CONFIG, SHEAVES, ToolClock, add, count, gp_elapsed, now,
+        state, state_add, state_set, violated,
     },
     kfuncs::bpf_nolock_barrier,
 };
@@ -212,17 +212,16 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
         Path::SheafFlushed
     };
     // SAFETY: bpf_probe_read_kernel() copes with any address.
+    let size =
+        unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_size_off as u64) as *const u32) }.unwrap_or(0);
+    // SAFETY: as above.
     if let Ok(cache) = unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_cache_off as u64) as *const u64) } {
         if OUR_CACHES.get_ptr(&cache).is_some() {
             let info = SheafInFlight { call_rcu_ns: now(), path: path as u32, _pad: 0 };
             let _ = SHEAVES.insert(&sheaf, &info, 0);
+            count_callback(path, size);
         }
     }
-    // SAFETY: bpf_probe_read_kernel() copes with any address.
-    let Ok(size) = (unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_size_off as u64) as *const u32) })
-    else {
-        return 0;
-    };
     if size == 0 {
         return 0;
     }
@@ -246,7 +245,48 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
         Path::SheafDeferred => count!(tag, sheaf_call_rcu_deferred),
         _ => count!(tag, sheaf_call_rcu_flushed),
     }
+    note_grace_period(path, last);
     0
+}
+
+/// One RCU callback for a sheaf of `objects` of the triggers' caches on
+/// `path`: the batching the sheaves promise, counted where it is queued,
+/// once per sheaf (not in the reclaim walks, whose per-object code the
+/// verifier already takes seconds over).
+#[inline(always)]
+fn count_callback(path: Path, objects: u32) {
+    if let Some(c) = PATH_COUNTERS.get_ptr_mut(path as u32) {
+        // SAFETY: this CPU's value of an existing slot.
+        unsafe {
+            add(&raw mut (*c).batches, 1);
+            add(&raw mut (*c).batch_objects, u64::from(objects));
+        }
+    }
+}
+
+/// Widens the span of grace-period cookies seen on `path` with that of
+/// the object at `obj`, one of the triggers' objects that has just filled
+/// a sheaf: from the span the result counts the grace periods the run saw.
+#[inline(always)]
+fn note_grace_period(path: Path, obj: u64) {
+    // SAFETY: bpf_probe_read_kernel() copes with any address.
+    let gp =
+        unsafe { bpf_probe_read_kernel(&raw const (*(obj as *const NolockObj)).gp_seq) }.unwrap_or_default();
+    let Some(c) = PATH_COUNTERS.get_ptr_mut(path as u32) else { return };
+    if gp.norm == 0 {
+        return;
+    }
+    let seq = gp.norm as i64;
+    // SAFETY: this CPU's value of an existing slot.
+    unsafe {
+        if (*c).gp_objects == 0 || seq < (*c).gp_min {
+            (*c).gp_min = seq;
+        }
+        if (*c).gp_objects == 0 || seq > (*c).gp_max {
+            (*c).gp_max = seq;
+        }
+        add(&raw mut (*c).gp_objects, 1);
+    }
 }
 
 /// The drain: when the loader itself calls getpgid(), free what bursts

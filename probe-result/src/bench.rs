@@ -67,6 +67,10 @@ pub struct BenchRun {
     /// What the bench ran on; absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::run::Machine>,
+    /// The loader's own cost over the samples (see schema.json,
+    /// run.loader); absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<crate::run::LoaderFootprint>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

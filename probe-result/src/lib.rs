@@ -8,6 +8,7 @@
 //! `#[serde(default)]`, and the test at the end of this file loads every
 //! result committed to results/.
 
+pub mod batching;
 pub mod bench;
 pub mod checks;
 pub mod cut_short;

@@ -37,6 +37,10 @@ pub struct RunReport {
     pub totals: TriggerCounters,
     pub latency: Latency,
     pub in_flight: InFlightReport,
+    /// How well the frees were batched; absent without following, and in
+    /// older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batching: Option<crate::batching::Batching>,
     /// What the observers caught as it happened, by kind
     /// (`probe_common::violation::NAMES`).
     #[serde(default)]
@@ -185,6 +189,30 @@ pub struct RunInfo {
     /// What the run ran on; absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<Machine>,
+    /// What the loader itself cost while the triggers were attached;
+    /// absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<LoaderFootprint>,
+}
+
+/// The loader's own cost at steady state: its main thread (the watch:
+/// reading the maps, the progress line, the stream), without the threads
+/// that make the stress, and its memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoaderFootprint {
+    /// The window measured: from the first attach to the end of the stress
+    /// (the drain and the unload are left out), in seconds.
+    pub window_s: f64,
+    /// CPU time of the main thread in the window, user and system. BPF
+    /// programs that fire in its system calls are in it too; `bpf_cost`
+    /// has their time.
+    pub cpu_s: f64,
+    /// `cpu_s` over `window_s`, in percent of one CPU.
+    pub cpu_pct: f64,
+    /// Largest resident set seen in the window (sampled once a second).
+    pub rss_peak_bytes: u64,
+    /// The process's resident high-water mark (VmHWM), loading included.
+    pub rss_hwm_bytes: u64,
 }
 
 /// The machine a run or bench ran on, as far as the guest can tell.
@@ -299,6 +327,22 @@ pub struct PathReport {
     /// Premature objects freed after their sheaf's call_rcu().
     #[serde(default)]
     pub premature_after_call_rcu: u64,
+    /// Rcu sheaves of the triggers' caches handed to call_rcu() on this
+    /// path (one RCU callback each) and every object in them; absent in
+    /// older results, 0 on the fallback path.
+    #[serde(default)]
+    pub batches: u64,
+    #[serde(default)]
+    pub batch_objects: u64,
+    /// Sheaves whose last object, one of the triggers', had a
+    /// grace-period cookie, and the smallest and largest normal gp_seq
+    /// among those cookies.
+    #[serde(default)]
+    pub gp_objects: u64,
+    #[serde(default)]
+    pub gp_seq_min: i64,
+    #[serde(default)]
+    pub gp_seq_max: i64,
     /// By `probe_common::Stage` name: total, queued, grace.
     pub stages: BTreeMap<String, StageReport>,
 }

@@ -6,11 +6,13 @@
 //! and `judge` (latency distributions, metrics, the regression gate), over
 //! `bpf` (load, attach, maps, program statistics), `kernel` (BTF, kallsyms,
 //! the kernel log, SLUB_STATS, readiness) and `stress` (load generator,
-//! NMI source, expedited grace periods). The result documents and the
+//! NMI source, expedited grace periods); `footprint` measures the loader
+//! itself. The result documents and the
 //! checks of a verdict are the probe-result crate.
 
 mod bpf;
 mod commands;
+mod footprint;
 mod judge;
 mod kernel;
 mod render;

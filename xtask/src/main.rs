@@ -7,6 +7,7 @@ mod kcidb;
 mod kernel;
 mod matrix;
 mod root;
+mod scaling;
 mod step;
 mod test;
 mod vm;
@@ -55,6 +56,9 @@ enum Cmd {
     /// The second tier: one scenario on each kernel flavor, a combined
     /// report and one KCIDB submission over all of them (results/matrix/).
     Matrix(matrix::MatrixArgs),
+    /// The second tier: bench and run at 1, 2 and 4 vCPUs, and the per-CPU
+    /// rates against 1 vCPU (results/scaling/).
+    Scaling(scaling::ScalingArgs),
     /// Run checkpatch.pl --strict on kernel-patches/.
     Checkpatch,
 }
@@ -282,6 +286,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Test(t) => return test::run(&ctx, &t),
         Cmd::Soak(s) => return test::soak(&ctx, &s),
         Cmd::Matrix(m) => return matrix::matrix(&ctx, &m),
+        Cmd::Scaling(s) => return scaling::scaling(&ctx, &s),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::{
     bpf::{Probes, maps::BenchRaw},
+    footprint::Footprint,
     judge::latency,
     kernel::{machine, slub_stats},
     render::terminal::{self, thousands},
@@ -124,9 +125,10 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let started = Instant::now();
     let mut reports = Vec::new();
     let Session { runtime, stop, .. } = &mut session;
+    let mut footprint = Footprint::start();
     let interrupted = runtime.block_on(async {
         for &free in &frees {
-            let measured = measure(&mut probes, stop, free, args, &cpus, &caches).await?;
+            let measured = measure(&mut probes, stop, free, args, &cpus, &caches, &mut footprint).await?;
             let interrupted = measured.interrupted;
             reports.push(measured.report);
             if interrupted {
@@ -135,6 +137,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
         }
         Ok(false)
     })?;
+    let loader = footprint.finish();
     threads.stop();
     let programs = probes.program_stats()?;
     drop(probes);
@@ -166,6 +169,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             elapsed_s: started.elapsed().as_secs_f64(),
             interrupted,
             machine: Some(machine::detect()),
+            loader: Some(loader),
         },
         frees: reports,
         kernel_log,
@@ -193,6 +197,7 @@ async fn measure(
     args: &BenchArgs,
     cpus: &[u32],
     caches: &[String],
+    footprint: &mut Footprint,
 ) -> Result<Measured> {
     let name = free.name();
     probes.set_bench_mode(free as u32)?;
@@ -221,6 +226,7 @@ async fn measure(
         );
         rates.push(rate);
         prev = ops;
+        footprint.sample();
     }
     probes.set_bench_mode(bench_mode::OFF)?;
     let slub_after = slub_stats::counters(caches, SLUB_COUNTERS);

@@ -105,9 +105,7 @@ pub fn path_reports(raw: &LatencyRaw) -> Vec<PathReport> {
         let mut counters = PathCounters::default();
         for per_cpu in &raw.paths {
             if let Some(c) = per_cpu.get(path as usize) {
-                counters.reclaimed += c.reclaimed;
-                counters.premature += c.premature;
-                counters.premature_after_call_rcu += c.premature_after_call_rcu;
+                counters.merge(c);
             }
         }
         let mut stages = BTreeMap::new();
@@ -123,6 +121,11 @@ pub fn path_reports(raw: &LatencyRaw) -> Vec<PathReport> {
                 reclaimed: counters.reclaimed,
                 premature: counters.premature,
                 premature_after_call_rcu: counters.premature_after_call_rcu,
+                batches: counters.batches,
+                batch_objects: counters.batch_objects,
+                gp_objects: counters.gp_objects,
+                gp_seq_min: counters.gp_min,
+                gp_seq_max: counters.gp_max,
                 stages,
             });
         }

@@ -17,7 +17,8 @@ pub enum Better {
 pub struct Metric {
     /// Dotted name, e.g. `latency.fallback.total.p99_ns`.
     pub name: String,
-    /// "ns", "calls/s", "ops/s", "objects" or "%".
+    /// "ns", "calls/s", "ops/s", "1/s", "objects", "callbacks/object",
+    /// "bytes" or "%".
     pub unit: &'static str,
     /// The mean over the repeats (the one value without repeats).
     pub value: f64,
@@ -124,6 +125,43 @@ fn of_one_run(r: &RunReport) -> Vec<Single> {
     }
     if r.load.enabled {
         out.push(single("load_ops_per_s".into(), "ops/s", r.load.ops_per_s, Better::Bigger, Kind::Rate));
+    }
+    if let Some(l) = &r.run.loader {
+        out.push(single("loader.cpu_pct".into(), "%", l.cpu_pct, Better::Smaller, Kind::Share));
+        out.push(single(
+            "loader.rss_peak_bytes".into(),
+            "bytes",
+            l.rss_peak_bytes as f64,
+            Better::Smaller,
+            Kind::Count,
+        ));
+    }
+    if let Some(b) = &r.batching {
+        out.push(single(
+            "batching.grace_periods_per_s".into(),
+            "1/s",
+            b.grace_periods_per_s,
+            Better::Smaller,
+            Kind::Rate,
+        ));
+        out.push(single(
+            "batching.in_flight_bytes_peak".into(),
+            "bytes",
+            b.in_flight_bytes_peak as f64,
+            Better::Smaller,
+            Kind::Count,
+        ));
+        for p in &b.paths {
+            if let Some(v) = p.callbacks_per_object {
+                out.push(single(
+                    format!("batching.{}.callbacks_per_object", p.path),
+                    "callbacks/object",
+                    v,
+                    Better::Smaller,
+                    Kind::Count,
+                ));
+            }
+        }
     }
     for p in &r.latency.paths {
         for (stage, d) in &p.stages {

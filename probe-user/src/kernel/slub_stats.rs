@@ -8,9 +8,14 @@ use probe_result::kernel::CrossCheck;
 /// kmalloc size classes, as in mm/slab_common.c's kmalloc_info.
 const KMALLOC_SIZES: [u32; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
 
+/// The size of the kmalloc slab object `size` bytes take.
+pub fn object_size(size: u32) -> u32 {
+    KMALLOC_SIZES.iter().copied().find(|&c| c >= size).unwrap_or(size)
+}
+
 /// The kmalloc cache an object of `size` bytes comes from.
 pub fn cache_for(size: u32, account: bool) -> String {
-    let class = KMALLOC_SIZES.iter().copied().find(|&c| c >= size).unwrap_or(size);
+    let class = object_size(size);
     if account { format!("kmalloc-cg-{class}") } else { format!("kmalloc-{class}") }
 }
 

@@ -89,15 +89,30 @@ fn counters_row(name: &str, cpu: &str, c: &TriggerCounters) -> String {
     )
 }
 
-/// Triggers per CPU, call times, latency histograms per path, in-flight,
-/// cost, verdict.
-/// The machine line, when the result says what it ran on.
-fn machine_line(m: Option<&probe_result::run::Machine>) -> String {
-    m.map(|m| format!("machine: {}\n", crate::kernel::machine::describe(m))).unwrap_or_default()
+/// The machine line, when the result says what it ran on, and the
+/// loader's own footprint, when measured.
+fn machine_line(
+    m: Option<&probe_result::run::Machine>,
+    loader: Option<&probe_result::run::LoaderFootprint>,
+) -> String {
+    let mut s = m.map(|m| format!("machine: {}\n", crate::kernel::machine::describe(m))).unwrap_or_default();
+    if let Some(l) = loader {
+        s.push_str(&format!(
+            "loader: {:.2}% of a CPU ({:.3} s in {:.0} s), {:.1} MiB resident at most while measuring, {:.1} MiB peak\n",
+            l.cpu_pct,
+            l.cpu_s,
+            l.window_s,
+            l.rss_peak_bytes as f64 / 1048576.0,
+            l.rss_hwm_bytes as f64 / 1048576.0
+        ));
+    }
+    s
 }
 
+/// Triggers per CPU, call times, latency histograms per path, in-flight,
+/// cost, verdict.
 pub fn run(r: &RunReport) -> String {
-    let mut s = machine_line(r.run.machine.as_ref());
+    let mut s = machine_line(r.run.machine.as_ref(), r.run.loader.as_ref());
     s.push_str(&counters_header("trigger (intended)"));
     for t in &r.triggers {
         let name = format!("{} ({})", t.name.name(), t.intended.name());
@@ -166,6 +181,9 @@ pub fn run(r: &RunReport) -> String {
         "\nin flight: peak {}, lost after drain {}, untracked {}\n",
         f.peak, f.lost, f.untracked
     ));
+    if let Some(b) = &r.batching {
+        s.push_str(&batching(b));
+    }
     if let Some(c) = &r.bpf_cost {
         let per_run = |ns: u64, runs: u64| human_ns(ns.checked_div(runs).unwrap_or(0));
         s.push_str(&format!(
@@ -192,10 +210,38 @@ pub fn run(r: &RunReport) -> String {
     s
 }
 
+/// Batching: grace periods, and per path the callbacks per object and
+/// the objects per batch and grace period.
+fn batching(b: &probe_result::batching::Batching) -> String {
+    let mut s = format!(
+        "batching: {} grace periods ({:.1}/s), {:.1} objects each; in flight {:.1} KiB at most, {:.1} KiB on average \
+         ({:.0}-byte objects)\n",
+        b.grace_periods,
+        b.grace_periods_per_s,
+        b.objects_per_grace_period,
+        b.in_flight_bytes_peak as f64 / 1024.0,
+        b.in_flight_bytes_mean / 1024.0,
+        b.object_bytes
+    );
+    for p in &b.paths {
+        let callbacks = match (p.callbacks, p.callbacks_per_object, p.objects_per_callback) {
+            (Some(n), Some(per_object), Some(full)) => {
+                format!("{n} RCU callbacks, {per_object:.4} per object, {full:.1} objects each")
+            }
+            _ => "callbacks not counted (kvfree_rcu batches)".to_string(),
+        };
+        s.push_str(&format!(
+            "  {:<16} {} objects: {callbacks}; {:.1} per grace period, {:.1} in flight on average\n",
+            p.path, p.objects, p.objects_per_grace_period, p.mean_in_flight
+        ));
+    }
+    s
+}
+
 /// Per free function the rate with its spread, and bpftrace-style
 /// histograms of the calls' times.
 pub fn bench(b: &BenchReport) -> String {
-    let mut s = machine_line(b.run.machine.as_ref());
+    let mut s = machine_line(b.run.machine.as_ref(), b.run.loader.as_ref());
     for f in &b.frees {
         let name = &f.free;
         let r = &f.ops_per_s;

@@ -16,9 +16,11 @@ use std::{
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use clap::Args;
-use probe_common::Trigger;
+use probe_common::{NolockObj, Trigger};
 use probe_result::{
-    Document, RunReport, SCHEMA_VERSION, Tool, Verdict, checks,
+    Document, RunReport, SCHEMA_VERSION, Tool, Verdict,
+    batching::Batching,
+    checks,
     kernel::BpfCost,
     run::{ExpeditedReport, InFlightReport, Latency, LoadInfo, NmiSourceReport, RunInfo, TriggerReport},
 };
@@ -307,6 +309,13 @@ fn collect(
             .collect::<BTreeMap<_, _>>(),
         untracked: totals.untracked,
     };
+    let batching = plan.follow.then(|| {
+        let header = size_of::<NolockObj>() as u32;
+        let sizes = &plan.payload_sizes_bytes;
+        let bytes = sizes.iter().map(|&s| f64::from(slub_stats::object_size(header + s))).sum::<f64>()
+            / sizes.len().max(1) as f64;
+        Batching::new(&paths, &in_flight, elapsed_s, bytes)
+    });
     let slub_stats = slub_stats::cross_check(
         &setup.caches.join(" + "),
         a.slub_before,
@@ -330,6 +339,7 @@ fn collect(
             drain_ns: drain.as_nanos() as u64,
             sheaves_lock_functions: setup.sheaves_lock_fns.clone(),
             machine: Some(machine::detect()),
+            loader: Some(watched.loader),
         },
         load: LoadInfo {
             enabled: load_ops.is_some(),
@@ -340,6 +350,7 @@ fn collect(
         triggers,
         latency: Latency { histogram: Default::default(), paths },
         in_flight,
+        batching,
         violations,
         slub_stats,
         kernel_log: observed.log.report(),

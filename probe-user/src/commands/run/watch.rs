@@ -12,12 +12,13 @@ use std::{
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use probe_common::{Trigger, TriggerCounters};
-use probe_result::{Plan, Progress, SCHEMA_VERSION};
+use probe_result::{Plan, Progress, SCHEMA_VERSION, run::LoaderFootprint};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use super::stream::{self, Stream};
 use crate::{
     bpf::{Probes, unpreempted},
+    footprint::Footprint,
     render::terminal,
     stress::{load_gen::LoadGen, stop::Stop},
 };
@@ -26,6 +27,8 @@ use crate::{
 pub struct Watched {
     pub interrupted: bool,
     pub in_flight: Vec<u64>,
+    /// What the watch itself cost.
+    pub loader: LoaderFootprint,
 }
 
 /// Where the watch sends what it sees besides the terminal.
@@ -51,6 +54,7 @@ pub async fn watch(
     repeat: u32,
 ) -> Result<Watched> {
     let Outputs { mut stream, alerts } = out;
+    let mut footprint = Footprint::start();
     // Without a stream there is nowhere to send an alert sooner than the
     // report: leave the ring buffer alone.
     let mut alerts = match (alerts, stream.is_some()) {
@@ -83,8 +87,10 @@ pub async fn watch(
     };
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(Watched { interrupted: false, in_flight }),
-            _ = stop.signalled() => return Ok(Watched { interrupted: true, in_flight }),
+            _ = tokio::time::sleep_until(deadline) => {
+                return Ok(Watched { interrupted: false, in_flight, loader: footprint.finish() });
+            }
+            _ = stop.signalled() => return Ok(Watched { interrupted: true, in_flight, loader: footprint.finish() }),
             ready = alert(alerts.as_mut()) => {
                 ready?;
                 // The counters moved before the alert was sent: the line
@@ -106,6 +112,7 @@ pub async fn watch(
                 eprintln!("{}", terminal::progress_line(started.elapsed().as_secs(), plan.duration_s, &now, &prev, rate));
                 prev = now;
                 prev_ops = ops.unwrap_or(0);
+                footprint.sample();
             }
         }
     }
