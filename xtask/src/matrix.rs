@@ -26,6 +26,10 @@ pub struct MatrixArgs {
     /// submission.
     #[arg(long, default_value = "results/matrix")]
     pub out: PathBuf,
+    /// More options for every flavor's `nolock-probe run` (after `--`),
+    /// e.g. `-- --rate 500` where a KASAN kernel cannot keep up.
+    #[arg(last = true)]
+    pub run_args: Vec<String>,
 }
 
 /// One flavor's row of the combined report.
@@ -47,6 +51,14 @@ fn row(flavor: &str, json: &std::path::Path, doc: &Document) -> Value {
         row["full_sheaves"] = t.sheaf_call_rcu.into();
         row["deferred_sheaves"] = t.sheaf_call_rcu_deferred.into();
         row["alloc_fail"] = t.alloc_fail.into();
+        if let Some(b) = &r.batching {
+            row["grace_periods_per_s"] = b.grace_periods_per_s.into();
+            row["in_flight_bytes_peak"] = b.in_flight_bytes_peak.into();
+        }
+        if let Some(l) = &r.run.loader {
+            row["loader_cpu_pct"] = l.cpu_pct.into();
+            row["loader_rss_peak_bytes"] = l.rss_peak_bytes.into();
+        }
     }
     row
 }
@@ -62,9 +74,10 @@ pub fn matrix(ctx: &Ctx, args: &MatrixArgs) -> Result<ExitCode> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| args.scenario.clone());
-    let run_args = ["run", "--scenario", &args.scenario, "--duration", &args.duration.to_string()]
+    let mut run_args = ["run", "--scenario", &args.scenario, "--duration", &args.duration.to_string()]
         .map(String::from)
         .to_vec();
+    run_args.extend(args.run_args.iter().cloned());
     let mut rows = Vec::new();
     let mut results = Vec::new();
     for (i, flavor) in args.flavors.iter().enumerate() {
@@ -97,10 +110,11 @@ pub fn matrix(ctx: &Ctx, args: &MatrixArgs) -> Result<ExitCode> {
         "scenario": args.scenario,
         "duration_s": args.duration,
         "command": format!(
-            "cargo xtask matrix --scenario {} --duration {} --flavors {}",
+            "cargo xtask matrix --scenario {} --duration {} --flavors {}{}",
             args.scenario,
             args.duration,
-            args.flavors.join(",")
+            args.flavors.join(","),
+            if args.run_args.is_empty() { String::new() } else { format!(" -- {}", args.run_args.join(" ")) }
         ),
         "runs": rows,
     });
