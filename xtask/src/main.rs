@@ -151,6 +151,14 @@ impl Ctx {
         self.kernels().build(&kernel::Spec { flavor: flavor.into(), faults: faults.to_vec(), source })
     }
 
+    /// An output directory of a second-tier command: relative paths are
+    /// the workspace's; made if missing.
+    pub fn out_dir(&self, dir: &std::path::Path) -> Result<PathBuf> {
+        let out = if dir.is_absolute() { dir.to_path_buf() } else { self.workspace.join(dir) };
+        std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        Ok(out)
+    }
+
     pub fn build(&self) -> Result<&build::Artifacts> {
         if let Some(a) = self.built.get() {
             return Ok(a);

@@ -68,8 +68,7 @@ pub fn matrix(ctx: &Ctx, args: &MatrixArgs) -> Result<ExitCode> {
     if args.flavors.is_empty() {
         bail!("--flavors names no kernel flavor: give at least one, e.g. --flavors debug,rt");
     }
-    let out = if args.out.is_absolute() { args.out.clone() } else { ctx.workspace.join(&args.out) };
-    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = ctx.out_dir(&args.out)?;
     let stem = std::path::Path::new(&args.scenario)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

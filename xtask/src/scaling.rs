@@ -6,7 +6,7 @@
 
 use std::{fs, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use probe_result::Document;
 use serde_json::{Value, json};
@@ -77,8 +77,7 @@ pub fn scaling(ctx: &Ctx, args: &ScalingArgs) -> Result<ExitCode> {
     if args.smp.is_empty() || args.smp.contains(&0) {
         bail!("--smp takes vCPU counts of at least 1, e.g. --smp 1,2,4");
     }
-    let out = if args.out.is_absolute() { args.out.clone() } else { ctx.workspace.join(&args.out) };
-    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = ctx.out_dir(&args.out)?;
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let image = ctx.kernel(&args.kernel_config, &[], None)?;
     let mut measured = Vec::new();
