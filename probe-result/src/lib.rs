@@ -11,6 +11,7 @@
 pub mod batching;
 pub mod bench;
 pub mod checks;
+pub mod coverage;
 pub mod cut_short;
 pub mod dist;
 pub mod kernel;
@@ -228,11 +229,16 @@ mod tests {
     #[test]
     fn every_committed_result_loads() {
         let mut loaded = 0;
-        for e in std::fs::read_dir(testing::repo_path("results")).unwrap() {
+        let coverage = std::fs::read_dir(testing::repo_path("results/coverage")).into_iter().flatten();
+        for e in std::fs::read_dir(testing::repo_path("results")).unwrap().chain(coverage) {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            // Results only: not the schemas or exports (`x.kind.json`).
-            if !name.ends_with(".json") || name.contains("schema") || name.matches('.').count() > 1 {
+            // Results only: not the schemas, summaries or exports (`x.kind.json`).
+            if !name.ends_with(".json")
+                || name.contains("schema")
+                || name == "summary.json"
+                || name.matches('.').count() > 1
+            {
                 continue;
             }
             let doc = Document::read(&path).unwrap_or_else(|e| panic!("{e:#}"));

@@ -65,6 +65,10 @@ pub struct RunReport {
     /// Added by `cargo xtask vm`: the whole guest console's findings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleReport>,
+    /// Added by `cargo xtask vm` on the coverage kernel: the lines and
+    /// branches of the nolock machinery the run reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 impl RunReport {

@@ -140,15 +140,51 @@ impl Kernels<'_> {
             })
     }
 
+    /// The config fragments of a flavor: debug.config, then each part of
+    /// the flavor's name (`rt+coverage` is the RT kernel with coverage).
     fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {
         let dir = self.patches_dir().join("config");
-        let own = dir.join(format!("{flavor}.config"));
-        if !own.exists() {
-            bail!("there is no kernel config {flavor}: pick one of kernel-patches/config/*.config");
-        }
         // Every flavor builds on the debug configuration.
-        let base = dir.join("debug.config");
-        Ok(if flavor == "debug" { vec![own] } else { vec![base, own] })
+        let mut out = vec![dir.join("debug.config")];
+        for part in flavor.split('+').filter(|p| *p != "debug") {
+            let own = dir.join(format!("{part}.config"));
+            if !own.exists() {
+                bail!(
+                    "there is no kernel config {part}: pick one of kernel-patches/config/*.config \
+                     (joined with + to combine them, as in rt+coverage)"
+                );
+            }
+            out.push(own);
+        }
+        Ok(out)
+    }
+
+    /// Make variables a flavor's parts ask for, from
+    /// `kernel-patches/config/<part>.make` (one `NAME=value` per line):
+    /// what Kconfig cannot say, such as profiling only some objects.
+    fn make_vars(&self, flavor: &str) -> Result<(Vec<String>, Vec<PathBuf>)> {
+        let dir = self.patches_dir().join("config");
+        let (mut vars, mut files) = (Vec::new(), Vec::new());
+        for part in flavor.split('+') {
+            let file = dir.join(format!("{part}.make"));
+            if !file.exists() {
+                continue;
+            }
+            for line in fs::read_to_string(&file)?.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if !line
+                    .split_once('=')
+                    .is_some_and(|(k, _)| !k.is_empty() && !k.contains(char::is_whitespace))
+                {
+                    bail!("{}: \"{line}\" is not a make variable (NAME=value)", file.display());
+                }
+                vars.push(line.to_string());
+            }
+            files.push(file);
+        }
+        Ok((vars, files))
     }
 
     /// Builds the kernel unless an identical one is cached.
@@ -168,8 +204,9 @@ impl Kernels<'_> {
         let faults = spec.faults.iter().map(|f| self.fault_patch(f)).collect::<Result<Vec<_>>>()?;
         let patches: Vec<PathBuf> = series.iter().chain(&faults).cloned().collect();
         let fragments = self.fragments(&spec.flavor)?;
+        let (make_vars, make_files) = self.make_vars(&spec.flavor)?;
         let mut key = Key::new().add("source", source.identity()?);
-        for p in patches.iter().chain(&fragments) {
+        for p in patches.iter().chain(&fragments).chain(&make_files) {
             key = key.add_file(p)?;
         }
         let mut label = spec.flavor.clone();
@@ -230,7 +267,7 @@ impl Kernels<'_> {
         }
         step(
             &format!("kernel {label}: build (a full build takes about 4-18 min, an incremental one 1 min)"),
-            || self.make(&tree, &build, &label),
+            || self.make(&tree, &build, &label, &make_vars),
         )?;
         step(&format!("kernel {label}: install"), || {
             let tmp = dir.with_extension("tmp");
@@ -242,6 +279,20 @@ impl Kernels<'_> {
                     tree.display(),
                     build.display(),
                     tmp.join("modules").display()
+                ),
+                &[],
+            )?;
+            // A coverage kernel's gcov notes and the sources they were
+            // compiled from: the build directory moves on with the next
+            // kernel of the flavor, the counters must be read against these.
+            self.root.run(
+                &format!(
+                    "cd '{b}' && find . -name '*.gcno' | while read -r n; do \
+                       mkdir -p \"{g}/$(dirname \"$n\")\" && cp \"$n\" \"{g}/$n\" && \
+                       cp '{t}'/\"${{n%.gcno}}.c\" \"{g}/${{n%.gcno}}.c\"; done",
+                    b = build.display(),
+                    t = tree.display(),
+                    g = tmp.join("gcov").display(),
                 ),
                 &[],
             )?;
@@ -406,16 +457,17 @@ impl Kernels<'_> {
 
     /// Runs make, printing a progress line every 30 s; the full output goes
     /// to `<build>/make.log`, whose tail is shown on failure.
-    fn make(&self, tree: &Path, build: &Path, label: &str) -> Result<()> {
+    fn make(&self, tree: &Path, build: &Path, label: &str, vars: &[String]) -> Result<()> {
         let log_path = build.join("make.log");
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut child = self
             .root
             .command(
                 &format!(
-                    "cd '{}' && make O='{}' -j{jobs} bzImage modules 2>&1",
+                    "cd '{}' && make O='{}' -j{jobs} {} bzImage modules 2>&1",
                     tree.display(),
-                    build.display()
+                    build.display(),
+                    vars.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(" ")
                 ),
                 &[],
             )?

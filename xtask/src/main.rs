@@ -2,6 +2,7 @@
 
 mod build;
 mod cache;
+mod coverage;
 mod e2e;
 mod kcidb;
 mod kernel;
@@ -59,6 +60,10 @@ enum Cmd {
     /// The second tier: bench and run at 1, 2 and 4 vCPUs, and the per-CPU
     /// rates against 1 vCPU (results/scaling/).
     Scaling(scaling::ScalingArgs),
+    /// The second tier: scenarios on the coverage kernels (gcov on the
+    /// nolock machinery, debug and PREEMPT_RT), the lines and branches each
+    /// reached, and the lines none did (results/coverage/).
+    Coverage(coverage::CoverageArgs),
     /// Run checkpatch.pl --strict on kernel-patches/.
     Checkpatch,
 }
@@ -295,6 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Soak(s) => return test::soak(&ctx, &s),
         Cmd::Matrix(m) => return matrix::matrix(&ctx, &m),
         Cmd::Scaling(s) => return scaling::scaling(&ctx, &s),
+        Cmd::Coverage(c) => return coverage::coverage(&ctx, &c),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -211,6 +211,23 @@ impl Root {
         Ok(())
     }
 
+    /// Like [`Root::run`], returning what the script printed.
+    pub fn output(&self, script: &str, env: &[(&str, String)]) -> Result<String> {
+        let out = self
+            .command(script, env)?
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("cannot start unshare")?;
+        if !out.status.success() {
+            bail!(
+                "`{}` failed in the toolchain root ({})",
+                script.lines().next().unwrap_or(script),
+                out.status
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Like [`Root::run`], returning the command so the caller can redirect
     /// its output.
     pub fn command(&self, script: &str, env: &[(&str, String)]) -> Result<Command> {

@@ -155,6 +155,12 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
     results.push(("unit tests", step("test: unit tests", || unit(ctx))));
     results.push(("checkpatch", step("test: checkpatch --strict", || checkpatch(ctx))));
     results.push((
+        "the coverage list names functions of the kernel",
+        step("test: kernel-patches/config/coverage.functions against the debug kernel", || {
+            coverage_list(ctx)
+        }),
+    ));
+    results.push((
         "refuses an unpatched kernel",
         step("test: refusal on the host's unpatched kernel", || refusal(ctx)),
     ));
@@ -244,6 +250,19 @@ fn unit(ctx: &Ctx) -> Result<()> {
         "cargo test -q --workspace --exclude probe-ebpf 2>&1",
         &[("NOLOCK_PROBE_BPF_OBJECT_FILE", object.display().to_string())],
     )
+}
+
+/// The coverage list against the debug kernel's source and symbol table.
+fn coverage_list(ctx: &Ctx) -> Result<()> {
+    ctx.kernel("debug", &[], None)?;
+    let kernel = ctx.cache.join("kernel");
+    let n = crate::coverage::check_list(
+        &ctx.workspace,
+        &kernel.join("tree-debug"),
+        &kernel.join("build-debug/System.map"),
+    )?;
+    eprintln!("xtask: the {n} functions of the coverage list are in the debug kernel");
+    Ok(())
 }
 
 /// Every patch of the series passes `checkpatch.pl --strict` with no error,

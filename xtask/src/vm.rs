@@ -1,9 +1,10 @@
 //! `cargo xtask vm`: boot the patched kernel in QEMU (TCG) with an
 //! initramfs that runs nolock-probe, bring the JSON back and watch the
-//! console for kernel trouble. Three serial ports, each a stream of its
-//! own: the console (ttyS0), the result (ttyS1) and the run's progress
+//! console for kernel trouble. Four serial ports, each a stream of its
+//! own: the console (ttyS0), the result (ttyS1), the run's progress
 //! lines (ttyS2, `run --stream`), from which a result is still made when
-//! the guest dies before nolock-probe writes one.
+//! the guest dies before nolock-probe writes one, and a coverage kernel's
+//! gcov counters (ttyS3).
 
 use std::{
     fs,
@@ -19,7 +20,7 @@ use anyhow::{Context, Result};
 use probe_common::console;
 use probe_result::{ConsoleReport, Document, kernel::Finding};
 
-use crate::{kernel::Image, root::Root};
+use crate::{coverage::gcov, kernel::Image, root::Root};
 
 pub mod accel;
 
@@ -64,6 +65,13 @@ fi
 rc=$?
 # The JSON goes out on the second serial port, the console stays readable.
 if [ -f /tmp/result.json ]; then cat /tmp/result.json > /dev/ttyS1; fi
+# A coverage kernel's gcov counters go out on the fourth port, base64 (the
+# tty would mangle raw bytes), once nolock-probe has unloaded.
+if [ -d /sys/kernel/debug/gcov ]; then
+    for f in $(find /sys/kernel/debug/gcov -name '*.gcda'); do
+        echo "GCDA ${f#/sys/kernel/debug/gcov}"; base64 "$f"; echo END
+    done > /dev/ttyS3
+fi
 echo "NOLOCK-PROBE-EXIT $rc"
 # The in-tree slub_kunit test, for comparison (cargo xtask vm --slub-kunit).
 # KUnit reports at KERN_INFO, below the console's level: print its log.
@@ -326,17 +334,19 @@ impl VmRun<'_> {
 
         let serial_json = work.join("ttyS1.out");
         let serial_stream = work.join("ttyS2.out");
+        let serial_gcov = work.join("ttyS3.out");
         let console_log = self.json_out.with_extension("console.log");
         if let Some(dir) = self.json_out.parent() {
             fs::create_dir_all(dir)?;
         }
         let qemu = format!(
             "exec qemu-system-x86_64 {accel} -smp {smp} -m 1G -nodefaults -no-reboot -display none \
-             -serial stdio -serial 'file:{json}' -serial 'file:{stream}' -kernel '{kernel}' -initrd '{cpio}' \
+             -serial stdio -serial 'file:{json}' -serial 'file:{stream}' -serial 'file:{gcov}' -kernel '{kernel}' -initrd '{cpio}' \
              -append '{cmdline}'",
             smp = self.guest.smp,
             json = serial_json.display(),
             stream = serial_stream.display(),
+            gcov = serial_gcov.display(),
             kernel = self.kernel.bzimage.display(),
             cpio = cpio.display(),
             cmdline = cmdline(self.accel),
@@ -447,7 +457,12 @@ impl VmRun<'_> {
             fs::write(self.json_out.with_extension("progress.jsonl"), &stream)?;
         }
         if report.is_some() || !outcome.findings.is_empty() || !stream.trim().is_empty() {
-            let report = with_console(report, &stream, &outcome);
+            let mut report = with_console(report, &stream, &outcome);
+            let counters = read(&serial_gcov);
+            if let (Document::Run(run), false) = (&mut report, counters.trim().is_empty()) {
+                let dump = gcov::parse_dump(&counters)?;
+                run.coverage = Some(gcov::read(self.root, self.kernel, &dump, &work.join("gcov"))?);
+            }
             fs::write(&self.json_out, report.to_json_pretty()?)?;
             outcome.json = Some(self.json_out.clone());
         }
@@ -462,7 +477,7 @@ fn set_executable(p: &Path) -> Result<()> {
     Ok(())
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to)?;
     for e in fs::read_dir(from)? {
         let e = e?;

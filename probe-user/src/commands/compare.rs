@@ -9,6 +9,27 @@ use probe_result::Document;
 
 use crate::judge::gate;
 
+/// The lines of the nolock machinery the base run reached and the new one
+/// did not, with their source, when both ran on a coverage kernel.
+fn coverage_lost(base: &Document, new: &Document) -> String {
+    let (Document::Run(b), Document::Run(n)) = (base, new) else { return String::new() };
+    let (Some(b), Some(n)) = (&b.coverage, &n.coverage) else { return String::new() };
+    let lost = n.lost_since(b);
+    if lost.is_empty() {
+        return "coverage: every line the base reached, the new run reached too\n".into();
+    }
+    let mut s = format!(
+        "coverage went down: {} lines the base reached, the new run did not:\n",
+        lost.iter().map(|(_, l)| l.len()).sum::<usize>()
+    );
+    for (function, lines) in lost {
+        for l in lines {
+            s.push_str(&format!("  {function}:{} {}\n", l.line, l.text.trim()));
+        }
+    }
+    s
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     pub base: PathBuf,
@@ -25,9 +46,10 @@ pub fn compare(a: &CompareArgs) -> Result<bool> {
         None => gate::DEFAULT_THRESHOLDS.to_string(),
     };
     let thresholds = gate::parse_thresholds(&thresholds)?;
-    let rows = gate::compare(&Document::read(&a.base)?, &Document::read(&a.new)?, &thresholds);
+    let (base, new) = (Document::read(&a.base)?, Document::read(&a.new)?);
+    let rows = gate::compare(&base, &new, &thresholds);
     let regressed = gate::describe_regressions(&rows);
     let last = if regressed.is_empty() { "no gated metric regressed\n" } else { &regressed };
-    super::print(&format!("{}{last}", gate::render(&rows)))?;
+    super::print(&format!("{}{}{last}", gate::render(&rows), coverage_lost(&base, &new)))?;
     Ok(regressed.is_empty())
 }

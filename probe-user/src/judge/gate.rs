@@ -594,4 +594,42 @@ mod tests {
         assert_eq!(get(&rows, "kfree_rcu_nolock.alloc.p50_ns").gate, Gate::Refused(Refusal::Pooled));
         assert!(render(&rows).contains("pool all its samples"));
     }
+
+    /// A coverage run: `hit` of 100 lines of one function reached, the
+    /// rest listed as unreached.
+    fn covered(hit: u32) -> RunReport {
+        use probe_result::coverage::{Coverage, FunctionCoverage, SourceLine};
+        let mut r = report(1000, 1_000_000);
+        let unreached =
+            (hit + 1..=100).map(|line| SourceLine { line, text: format!("line {line}") }).collect();
+        let f = FunctionCoverage {
+            name: "kfree_nolock".into(),
+            file: "mm/slub.c".into(),
+            start_line: 1,
+            end_line: 100,
+            calls: Some(5),
+            lines: 100,
+            lines_hit: hit,
+            unreached,
+            ..Default::default()
+        };
+        r.coverage = Some(Coverage { lines: 100, lines_hit: hit, functions: vec![f], ..Default::default() });
+        r
+    }
+
+    #[test]
+    fn coverage_that_went_down_regresses_from_one_run() {
+        // Exact counts: one run on each side is enough, and a line or two
+        // (within 3%) is the rare branch that comes and goes.
+        let rows = compare(&run(covered(95)), &run(covered(80)), &defaults());
+        assert_eq!(get(&rows, "coverage.lines_pct").gate, Gate::Regressed);
+        assert_eq!(get(&rows, "coverage.kfree_nolock.lines_pct").gate, Gate::Ungated);
+        let rows = compare(&run(covered(95)), &run(covered(93)), &defaults());
+        assert_eq!(get(&rows, "coverage.lines_pct").gate, Gate::Ok);
+        let rows = compare(&run(covered(80)), &run(covered(95)), &defaults());
+        assert_eq!(get(&rows, "coverage.lines_pct").gate, Gate::Ok);
+        // And compare names the lines lost.
+        let lost = covered(80).coverage.unwrap().lost_since(&covered(95).coverage.unwrap());
+        assert_eq!(lost[0].1.iter().map(|l| l.line).collect::<Vec<_>>(), (81..=95).collect::<Vec<_>>());
+    }
 }

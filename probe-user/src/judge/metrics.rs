@@ -197,6 +197,28 @@ pub fn of_run(r: &RunReport) -> Vec<Metric> {
             pooled: false,
         });
     }
+    // Coverage is the whole document's (cargo xtask vm adds it once).
+    if let Some(c) = &r.coverage {
+        let functions = c.functions.iter().map(|f| (format!("coverage.{}.lines_pct", f.name), f.line_pct()));
+        for (name, value) in
+            std::iter::once(("coverage.lines_pct".to_string(), c.line_pct())).chain(functions)
+        {
+            out.push(Metric {
+                name,
+                unit: "%",
+                value,
+                low: value,
+                high: value,
+                stddev: 0.0,
+                better: Better::Bigger,
+                tail_samples: f64::INFINITY,
+                kind: Kind::Coverage,
+                runs: 1,
+                of_runs: 1,
+                pooled: false,
+            });
+        }
+    }
     out
 }
 

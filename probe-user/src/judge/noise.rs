@@ -20,6 +20,10 @@ pub enum Kind {
     Stage,
     /// A call's own time (a trigger's calls, a bench's), in ns.
     Call,
+    /// Lines of the nolock machinery a coverage run reached, in %: gcov's
+    /// counts are exact, and what moves between runs of one scenario (a
+    /// rare branch or two) the threshold absorbs, so one run is enough.
+    Coverage,
 }
 
 /// A stage's latency runs through the path observers: under TCG on the
@@ -44,13 +48,13 @@ impl Kind {
         match self {
             Kind::Stage => STAGE_FLOOR_NS,
             Kind::Call => CALL_FLOOR_NS,
-            Kind::Failure | Kind::Count | Kind::Rate | Kind::Share => 0.0,
+            Kind::Failure | Kind::Count | Kind::Rate | Kind::Share | Kind::Coverage => 0.0,
         }
     }
 
     /// Whether a change can only be judged against the base's spread.
     pub fn needs_spread(self) -> bool {
-        self != Kind::Failure
+        !matches!(self, Kind::Failure | Kind::Coverage)
     }
 }
 
@@ -146,7 +150,7 @@ mod tests {
 
     #[test]
     fn only_failures_are_judged_without_spread_and_latencies_have_floors() {
-        assert!(!Kind::Failure.needs_spread());
+        assert!(!Kind::Failure.needs_spread() && !Kind::Coverage.needs_spread());
         assert!(Kind::Stage.needs_spread() && Kind::Rate.needs_spread());
         // One tick at HZ=250 clears the stage floor by far.
         assert!(Kind::Stage.floor() < 4_000_000.0 / 100.0);

@@ -2,6 +2,7 @@
 //! slab statistics, and whether it can run the tool at all.
 
 pub mod btf;
+pub mod gcov;
 pub mod info;
 pub mod kallsyms;
 pub mod kmsg;

@@ -206,7 +206,45 @@ pub fn run(r: &RunReport) -> String {
     if r.slub_stats.available {
         s.push_str(&format!("SLUB_STATS: {}\n", r.slub_stats.explanation));
     }
+    if let Some(c) = &r.coverage {
+        s.push_str(&coverage(c));
+    }
     s.push_str(&verdict(&r.verdict));
+    s
+}
+
+/// Per listed function the lines and branches reached, then every line
+/// no trigger reached, with its source, for a reviewer to see which
+/// branch no scenario took.
+pub fn coverage(c: &probe_result::coverage::Coverage) -> String {
+    let mut s = format!(
+        "\ncoverage of the nolock machinery ({}; {}):\n  {:<26} {:>14} {:>15} {:>10}\n",
+        c.gcov, c.window, "function", "lines", "branches", "calls"
+    );
+    let row = |name: &str, hit: u32, of: u32, bhit: u32, bof: u32, calls: String| {
+        let pct = |h: u32, o: u32| if o == 0 { 0.0 } else { 100.0 * f64::from(h) / f64::from(o) };
+        format!(
+            "  {name:<26} {:>7} {:>5.1}% {:>8} {:>5.1}% {calls:>10}\n",
+            format!("{hit}/{of}"),
+            pct(hit, of),
+            format!("{bhit}/{bof}"),
+            pct(bhit, bof)
+        )
+    };
+    for f in &c.functions {
+        let calls = f.calls.map_or("inlined".to_string(), |n| n.to_string());
+        s.push_str(&row(&f.name, f.lines_hit, f.lines, f.branches_hit, f.branches, calls));
+    }
+    s.push_str(&row("all", c.lines_hit, c.lines, c.branches_hit, c.branches, String::new()));
+    let unreached: usize = c.functions.iter().map(|f| f.unreached.len()).sum();
+    if unreached > 0 {
+        s.push_str(&format!("lines never reached ({unreached}):\n"));
+        for f in &c.functions {
+            for l in &f.unreached {
+                s.push_str(&format!("  {}:{:<5} {:<24} {}\n", f.file, l.line, f.name, l.text.trim()));
+            }
+        }
+    }
     s
 }
 
@@ -322,6 +360,22 @@ mod tests {
 
     use super::*;
     use crate::testing;
+
+    #[test]
+    fn a_coverage_run_shows_its_table_and_the_lines_never_reached() {
+        let r = testing::committed_run("coverage/coverage-debug.json");
+        let c = r.coverage.as_ref().expect("the committed coverage run has coverage");
+        let text = run(&r);
+        assert!(text.contains("coverage of the nolock machinery (gcov"), "{text}");
+        for f in &c.functions {
+            assert!(text.contains(&format!("  {:<26} ", f.name)), "{} missing:\n{text}", f.name);
+            for l in &f.unreached {
+                assert!(text.contains(&format!("{}:{:<5} {:<24} {}", f.file, l.line, f.name, l.text.trim())));
+            }
+        }
+        let all = format!("{}/{}", c.lines_hit, c.lines);
+        assert!(text.lines().any(|l| l.trim_start().starts_with("all") && l.contains(&all)), "{text}");
+    }
 
     #[test]
     fn a_result_renders_with_its_triggers_paths_and_verdict() {

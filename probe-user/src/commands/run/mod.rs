@@ -31,7 +31,7 @@ use super::session::{self, Observed, Session};
 use crate::{
     bpf::{Attachment, Probes},
     judge::latency,
-    kernel::{machine, slub_stats},
+    kernel::{gcov, machine, slub_stats},
     render::{export, terminal},
     stress::{expedite::ExpeditedGps, load_gen::LoadGen, nmi::NmiSource},
 };
@@ -157,8 +157,7 @@ fn once(
     repeat: u32,
 ) -> Result<RunReport> {
     let observed = Observed::now();
-    let attached = attach(setup, session.preempt_rt)?;
-    let mut attached = attached;
+    let mut attached = attach(setup, session.preempt_rt, repeat == 1)?;
     let watched = stress(&mut attached, setup, session, stream, repeat)?;
     let mut report = collect(attached, setup, &session.online, watched, observed)?;
     judge(&mut report);
@@ -181,8 +180,9 @@ struct Attached {
 
 /// Loads (the verifier takes about 20 s in the TCG guest: say so), then
 /// attaches the observers, starts the load, attaches the triggers and
-/// starts the NMI and expedited-grace-period sources.
-fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
+/// starts the NMI and expedited-grace-period sources. On a coverage
+/// kernel the first run zeroes the counters just before the load starts.
+fn attach(setup: &Setup, preempt_rt: bool, reset_coverage: bool) -> Result<Attached> {
     let plan = &setup.plan;
     eprintln!("nolock-probe: loading the BPF programs (the kernel verifies each)");
     let loading = Instant::now();
@@ -196,6 +196,9 @@ fn attach(setup: &Setup, preempt_rt: bool) -> Result<Attached> {
     probes.attach_observers(plan.follow)?;
     let alerts = Some(probes.take_alerts()?);
     let slub_before = slub_stats::read(&setup.caches);
+    if reset_coverage && gcov::reset()? {
+        eprintln!("nolock-probe: coverage counters reset (a gcov kernel)");
+    }
     let map_updates = setup.triggers.contains(&Trigger::MapUpdate);
     let load = if plan.load { Some(LoadGen::start(&setup.cpus, map_updates)?) } else { None };
     let attachments = probes.attach_triggers(&setup.triggers, &setup.cpus, plan.perf_frequency_hz)?;
@@ -361,6 +364,7 @@ fn collect(
         verdict: Verdict::default(),
         repeats: Vec::new(),
         console: None,
+        coverage: None,
     })
 }
 

@@ -35,13 +35,14 @@ pub fn triggers(names: &[String]) -> Result<Vec<Trigger>> {
 }
 
 /// (name, TOML text) of every scenario.
-pub const SCENARIOS: [(&str, &str); 6] = [
+pub const SCENARIOS: [(&str, &str); 7] = [
     ("default", include_str!("../../../../scenarios/default.toml")),
     ("all", include_str!("../../../../scenarios/all.toml")),
     ("slub-kunit", include_str!("../../../../scenarios/slub-kunit.toml")),
     ("sizes", include_str!("../../../../scenarios/sizes.toml")),
     ("bursts", include_str!("../../../../scenarios/bursts.toml")),
     ("expedited", include_str!("../../../../scenarios/expedited.toml")),
+    ("coverage", include_str!("../../../../scenarios/coverage.toml")),
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,8 +21,8 @@ pub struct Setup {
     /// The perf trigger uses hardware cycles (NMI); the nmi trigger needs
     /// no sysrq-l source.
     pub pmu: bool,
-    /// The caches of the first payload size, for the SLUB_STATS
-    /// cross-check.
+    /// The caches the planned payload sizes come from, for the SLUB_STATS
+    /// cross-check: every size's, as a run mixes them at random.
     pub caches: Vec<String>,
     /// The functions whose `slab_attach_kprobe_locked()` calls count as
     /// sheaves-lock sites.
@@ -63,10 +63,14 @@ impl Setup {
             sheaves_lock_fns: sheaves_lock.text,
             kernel_text: [symbols.address("_stext")?, symbols.address("_etext")?],
         };
-        let caches = slub_stats::caches_for(
-            size_of::<NolockObj>() as u32 + plan.payload_sizes_bytes[0],
-            plan.gfp_account,
-        );
+        let mut caches: Vec<String> = Vec::new();
+        for &payload in &plan.payload_sizes_bytes {
+            for cache in slub_stats::caches_for(size_of::<NolockObj>() as u32 + payload, plan.gfp_account) {
+                if !caches.contains(&cache) {
+                    caches.push(cache);
+                }
+            }
+        }
         Ok(Setup {
             plan,
             cfg,
