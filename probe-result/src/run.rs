@@ -217,6 +217,12 @@ pub struct LoaderFootprint {
     pub rss_peak_bytes: u64,
     /// The process's resident high-water mark (VmHWM), loading included.
     pub rss_hwm_bytes: u64,
+    /// The longest time between two of the watch's once-a-second samples:
+    /// about 1 s, more when the loader got no CPU (an overloaded guest),
+    /// which stretches the run and its per-second figures. 0 in older
+    /// results.
+    #[serde(default)]
+    pub max_sample_gap_s: f64,
 }
 
 /// The machine a run or bench ran on, as far as the guest can tell.

@@ -12,22 +12,43 @@ pub struct Footprint {
     started: Instant,
     cpu_at_start_s: f64,
     rss_peak_bytes: u64,
+    last_sample: Instant,
+    max_sample_gap_s: f64,
 }
+
+/// A sample this late says the loader was starved, not busy.
+pub const STARVED_GAP_S: f64 = 3.0;
 
 impl Footprint {
     /// Must be called on the thread that will do the watching.
     pub fn start() -> Footprint {
-        Footprint { started: Instant::now(), cpu_at_start_s: thread_cpu_s(), rss_peak_bytes: rss_bytes() }
+        let now = Instant::now();
+        Footprint {
+            started: now,
+            cpu_at_start_s: thread_cpu_s(),
+            rss_peak_bytes: rss_bytes(),
+            last_sample: now,
+            max_sample_gap_s: 0.0,
+        }
     }
 
-    /// Records the resident set now.
-    pub fn sample(&mut self) {
+    /// Records the resident set now, and how long since the last sample;
+    /// returns that gap when it says the loader was starved.
+    pub fn sample(&mut self) -> Option<f64> {
         self.rss_peak_bytes = self.rss_peak_bytes.max(rss_bytes());
+        self.gap_to(Instant::now())
+    }
+
+    fn gap_to(&mut self, now: Instant) -> Option<f64> {
+        let gap = now.saturating_duration_since(self.last_sample).as_secs_f64();
+        self.last_sample = now;
+        self.max_sample_gap_s = self.max_sample_gap_s.max(gap);
+        (gap > STARVED_GAP_S).then_some(gap)
     }
 
     /// The footprint from `start()` to now, on the same thread.
     pub fn finish(mut self) -> LoaderFootprint {
-        self.sample();
+        self.rss_peak_bytes = self.rss_peak_bytes.max(rss_bytes());
         let window_s = self.started.elapsed().as_secs_f64();
         let cpu_s = (thread_cpu_s() - self.cpu_at_start_s).max(0.0);
         LoaderFootprint {
@@ -36,6 +57,7 @@ impl Footprint {
             cpu_pct: if window_s > 0.0 { cpu_s * 100.0 / window_s } else { 0.0 },
             rss_peak_bytes: self.rss_peak_bytes,
             rss_hwm_bytes: status_kib("VmHWM:").map_or(self.rss_peak_bytes, |k| k * 1024),
+            max_sample_gap_s: self.max_sample_gap_s,
         }
     }
 }
@@ -72,6 +94,18 @@ fn parse_kib(status: &str, field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_sample_says_the_loader_was_starved() {
+        use std::time::Duration;
+        let mut f = Footprint::start();
+        let t0 = f.last_sample;
+        assert_eq!(f.gap_to(t0 + Duration::from_secs(1)), None);
+        let late = f.gap_to(t0 + Duration::from_millis(5500)).expect("4.5 s late is starved");
+        assert!((late - 4.5).abs() < 1e-9, "{late}");
+        assert_eq!(f.gap_to(t0 + Duration::from_millis(6500)), None);
+        assert!((f.finish().max_sample_gap_s - 4.5).abs() < 1e-9);
+    }
 
     #[test]
     fn status_fields_are_read_in_kib() {

@@ -105,6 +105,12 @@ fn machine_line(
             l.rss_peak_bytes as f64 / 1048576.0,
             l.rss_hwm_bytes as f64 / 1048576.0
         ));
+        if l.max_sample_gap_s > crate::footprint::STARVED_GAP_S {
+            s.push_str(&format!(
+                "loader: starved: {:.1} s between two of its once-a-second looks (the guest was overloaded)\n",
+                l.max_sample_gap_s
+            ));
+        }
     }
     s
 }

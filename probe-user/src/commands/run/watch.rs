@@ -74,6 +74,7 @@ pub async fn watch(
     let mut prev = TriggerCounters::default();
     let mut prev_ops = 0;
     let mut in_flight = Vec::with_capacity(plan.duration_s as usize + 1);
+    let mut warned_starved = false;
     let line = |per_trigger, in_flight_now| Progress {
         schema_version: SCHEMA_VERSION,
         scenario: plan.scenario.clone(),
@@ -112,7 +113,14 @@ pub async fn watch(
                 eprintln!("{}", terminal::progress_line(started.elapsed().as_secs(), plan.duration_s, &now, &prev, rate));
                 prev = now;
                 prev_ops = ops.unwrap_or(0);
-                footprint.sample();
+                if let Some(gap) = footprint.sample().filter(|_| !warned_starved) {
+                    warned_starved = true;
+                    eprintln!(
+                        "nolock-probe: warning: the watch ran {gap:.1} s after its last look: the loader got no \
+                         CPU (the guest is overloaded, see loader.max_sample_gap_s), so the run lasts longer and \
+                         its per-second figures are averages over the gap"
+                    );
+                }
             }
         }
     }
