@@ -228,9 +228,12 @@ pub fn coverage(c: &probe_result::coverage::Coverage) -> String {
         c.gcov, c.window, "function", "lines", "branches", "calls"
     );
     let row = |name: &str, hit: u32, of: u32, bhit: u32, bof: u32, calls: String| {
-        let pct = |h: u32, o: u32| if o == 0 { 0.0 } else { 100.0 * f64::from(h) / f64::from(o) };
+        // No branches (a straight-line function) is no share at all.
+        let pct = |h: u32, o: u32| {
+            if o == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * f64::from(h) / f64::from(o)) }
+        };
         format!(
-            "  {name:<26} {:>7} {:>5.1}% {:>8} {:>5.1}% {calls:>10}\n",
+            "  {name:<26} {:>7} {:>6} {:>8} {:>6} {calls:>10}\n",
             format!("{hit}/{of}"),
             pct(hit, of),
             format!("{bhit}/{bof}"),
