@@ -91,9 +91,13 @@ fn counters_row(name: &str, cpu: &str, c: &TriggerCounters) -> String {
 
 /// The machine line, when the result says what it ran on, and the
 /// loader's own footprint, when measured.
+/// `watched`: the loader's samples come once a second (a run's watch),
+/// so a long gap between them means it was starved; a bench's come once a
+/// sample, with a warm-up and a drain between free functions.
 fn machine_line(
     m: Option<&probe_result::run::Machine>,
     loader: Option<&probe_result::run::LoaderFootprint>,
+    watched: bool,
 ) -> String {
     let mut s = m.map(|m| format!("machine: {}\n", crate::kernel::machine::describe(m))).unwrap_or_default();
     if let Some(l) = loader {
@@ -105,7 +109,7 @@ fn machine_line(
             l.rss_peak_bytes as f64 / 1048576.0,
             l.rss_hwm_bytes as f64 / 1048576.0
         ));
-        if l.max_sample_gap_s > crate::footprint::STARVED_GAP_S {
+        if watched && l.max_sample_gap_s > crate::footprint::STARVED_GAP_S {
             s.push_str(&format!(
                 "loader: starved: {:.1} s between two of its once-a-second looks (the guest was overloaded)\n",
                 l.max_sample_gap_s
@@ -118,7 +122,7 @@ fn machine_line(
 /// Triggers per CPU, call times, latency histograms per path, in-flight,
 /// cost, verdict.
 pub fn run(r: &RunReport) -> String {
-    let mut s = machine_line(r.run.machine.as_ref(), r.run.loader.as_ref());
+    let mut s = machine_line(r.run.machine.as_ref(), r.run.loader.as_ref(), true);
     s.push_str(&counters_header("trigger (intended)"));
     for t in &r.triggers {
         let name = format!("{} ({})", t.name.name(), t.intended.name());
@@ -288,7 +292,7 @@ fn batching(b: &probe_result::batching::Batching) -> String {
 /// Per free function the rate with its spread, and bpftrace-style
 /// histograms of the calls' times.
 pub fn bench(b: &BenchReport) -> String {
-    let mut s = machine_line(b.run.machine.as_ref(), b.run.loader.as_ref());
+    let mut s = machine_line(b.run.machine.as_ref(), b.run.loader.as_ref(), false);
     for f in &b.frees {
         let name = &f.free;
         let r = &f.ops_per_s;
@@ -493,6 +497,8 @@ mod tests {
             ..Default::default()
         }];
         b.verdict = Verdict { pass: true, reasons: vec![] };
+        // The machine and loader lines are machine_line's (tested with runs).
+        (b.run.machine, b.run.loader) = (None, None);
         let text = bench(&b);
         assert!(text.starts_with("kfree_nolock: 200 ± 0 pairs/s over 2 samples"), "{text}");
         assert!(text.contains("@kfree_nolock_kmalloc_nolock_ns: count 400 p50 1.000us"), "{text}");
