@@ -211,6 +211,11 @@ impl Root {
         Ok(())
     }
 
+    /// The checkout the root was located for.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
     /// Like [`Root::run`], returning what the script printed.
     pub fn output(&self, script: &str, env: &[(&str, String)]) -> Result<String> {
         let out = self

@@ -459,12 +459,22 @@ impl VmRun<'_> {
         if report.is_some() || !outcome.findings.is_empty() || !stream.trim().is_empty() {
             let mut report = with_console(report, &stream, &outcome);
             let counters = read(&serial_gcov);
+            // Coverage that cannot be read fails the run, after its result
+            // (without coverage) is written.
+            let mut coverage = Ok(());
             if let (Document::Run(run), false) = (&mut report, counters.trim().is_empty()) {
-                let dump = gcov::parse_dump(&counters)?;
-                run.coverage = Some(gcov::read(self.root, self.kernel, &dump, &work.join("gcov"))?);
+                coverage = gcov::parse_dump(&counters)
+                    .and_then(|dump| gcov::read(self.root, self.kernel, &dump, &work.join("gcov")))
+                    .map(|c| run.coverage = Some(c));
             }
             fs::write(&self.json_out, report.to_json_pretty()?)?;
             outcome.json = Some(self.json_out.clone());
+            coverage.with_context(|| {
+                format!(
+                    "the result {} has no coverage: the kernel's counters could not be read",
+                    self.json_out.display()
+                )
+            })?;
         }
         let _ = fs::remove_dir_all(&work);
         Ok(outcome)

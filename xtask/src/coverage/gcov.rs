@@ -37,7 +37,7 @@ pub fn read(root: &Root, kernel: &Image, dump: &[(String, Vec<u8>)], work: &Path
             kernel.dir.display()
         );
     }
-    let list_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-patches/config/coverage.functions");
+    let list_path = root.workspace().join("kernel-patches/config/coverage.functions");
     let list = coverage::parse_list(
         &fs::read_to_string(&list_path).with_context(|| format!("cannot read {}", list_path.display()))?,
         "kernel-patches/config/coverage.functions",
