@@ -135,7 +135,7 @@ pub fn coverage(ctx: &Ctx, args: &CoverageArgs) -> Result<ExitCode> {
             args.flavors.join(","),
             args.duration.map_or(String::new(), |d| format!(" --duration {d}"))
         ),
-        "functions": "kernel-patches/config/coverage.functions",
+        "functions": FUNCTION_LIST,
         "min_pct": args.min_pct,
         "runs": rows,
         "failures": failures,
@@ -148,6 +148,17 @@ pub fn coverage(ctx: &Ctx, args: &CoverageArgs) -> Result<ExitCode> {
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Where the list of the functions whose coverage is reported lives.
+const FUNCTION_LIST: &str = "kernel-patches/config/coverage.functions";
+
+/// The functions whose coverage is reported, from the checkout.
+pub fn function_list(workspace: &std::path::Path) -> Result<Vec<probe_result::coverage::Listed>> {
+    use anyhow::Context;
+    let path = workspace.join(FUNCTION_LIST);
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    probe_result::coverage::parse_list(&text, FUNCTION_LIST)
+}
+
 /// Every function of kernel-patches/config/coverage.functions is defined
 /// in `tree`'s source, and those defined without `static` are in the
 /// built kernel's symbol table (`system_map`): a rename upstream fails
@@ -158,11 +169,7 @@ pub fn check_list(
     system_map: &std::path::Path,
 ) -> Result<usize> {
     use anyhow::Context;
-    let path = workspace.join("kernel-patches/config/coverage.functions");
-    let list = probe_result::coverage::parse_list(
-        &fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
-        "kernel-patches/config/coverage.functions",
-    )?;
+    let list = function_list(workspace)?;
     let symbols =
         fs::read_to_string(system_map).with_context(|| format!("cannot read {}", system_map.display()))?;
     let in_map = |name: &str| symbols.lines().any(|l| l.split_whitespace().nth(2) == Some(name));

@@ -7,7 +7,7 @@ use std::{fs, path::Path};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use probe_result::coverage::{self, Coverage};
+use probe_result::coverage::Coverage;
 
 use crate::{kernel::Image, root::Root};
 
@@ -37,11 +37,7 @@ pub fn read(root: &Root, kernel: &Image, dump: &[(String, Vec<u8>)], work: &Path
             kernel.dir.display()
         );
     }
-    let list_path = root.workspace().join("kernel-patches/config/coverage.functions");
-    let list = coverage::parse_list(
-        &fs::read_to_string(&list_path).with_context(|| format!("cannot read {}", list_path.display()))?,
-        "kernel-patches/config/coverage.functions",
-    )?;
+    let list = super::function_list(root.workspace())?;
     let _ = fs::remove_dir_all(work);
     crate::vm::copy_tree(&notes, work)?;
     let mut placed = Vec::new();
