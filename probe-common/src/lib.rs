@@ -336,12 +336,13 @@ pub const LOAD_MAP_ENTRIES: u32 = LOAD_MAP_KEYS_PER_CPU * MAX_HOLD_CPUS;
 
 /// The kfuncs of kernel-patches/ that the BPF programs call: a kernel
 /// whose BTF lacks one cannot run the tool.
-pub const KFUNCS: [&str; 5] = [
+pub const KFUNCS: [&str; 6] = [
     "bpf_kmalloc_nolock",
     "bpf_kfree_rcu_nolock",
     "bpf_kfree_nolock",
     "bpf_nolock_gp_elapsed",
     "bpf_nolock_barrier",
+    "bpf_nolock_bench_loop",
 ];
 
 /// Payload sizes one run can mix.
@@ -746,25 +747,63 @@ pub const fn call_slot(tag: u32, kind: u32) -> u32 {
     tag * call_kind::COUNT as u32 + kind
 }
 
-/// What `nolock-probe bench` frees its objects with: the cost of
-/// kfree_rcu_nolock() against kfree_nolock(), the immediate free the series
-/// exposes for comparison.
+/// The pair loops `nolock-probe bench` times, interleaved: the series'
+/// kfree_rcu_nolock() from BPF, against kfree_nolock() (the immediate free
+/// the series exposes), BPF's own allocator, and two loops in C that
+/// bpf_nolock_bench_loop() (patch 0005) runs from the same program: the
+/// same pair without BPF, and kmalloc(GFP_ATOMIC) with kfree_rcu().
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BenchFree {
     KfreeRcuNolock = 0,
     KfreeNolock = 1,
+    ObjDrop = 2,
+    NativeKfreeRcuNolock = 3,
+    NativeKfreeRcu = 4,
 }
 
 impl BenchFree {
-    pub const COUNT: usize = 2;
-    pub const ALL: [BenchFree; BenchFree::COUNT] = [BenchFree::KfreeRcuNolock, BenchFree::KfreeNolock];
+    pub const COUNT: usize = 5;
+    pub const ALL: [BenchFree; BenchFree::COUNT] = [
+        BenchFree::KfreeRcuNolock,
+        BenchFree::KfreeNolock,
+        BenchFree::ObjDrop,
+        BenchFree::NativeKfreeRcuNolock,
+        BenchFree::NativeKfreeRcu,
+    ];
+    /// The loop the others are compared with.
+    pub const BASELINE: BenchFree = BenchFree::NativeKfreeRcuNolock;
 
     pub const fn name(self) -> &'static str {
         match self {
             BenchFree::KfreeRcuNolock => "kfree_rcu_nolock",
             BenchFree::KfreeNolock => "kfree_nolock",
+            BenchFree::ObjDrop => "bpf_obj_drop",
+            BenchFree::NativeKfreeRcuNolock => "native_kfree_rcu_nolock",
+            BenchFree::NativeKfreeRcu => "native_kfree_rcu",
         }
+    }
+
+    /// What one pair of the loop is.
+    pub const fn pair(self) -> &'static str {
+        match self {
+            BenchFree::KfreeRcuNolock => "BPF: kmalloc_nolock() + kfree_rcu_nolock()",
+            BenchFree::KfreeNolock => "BPF: kmalloc_nolock() + kfree_nolock()",
+            BenchFree::ObjDrop => "BPF: bpf_obj_new() + bpf_obj_drop()",
+            BenchFree::NativeKfreeRcuNolock => "C: kmalloc_nolock() + kfree_rcu_nolock()",
+            BenchFree::NativeKfreeRcu => "C: kmalloc(GFP_ATOMIC) + kfree_rcu()",
+        }
+    }
+
+    /// A loop in C (bpf_nolock_bench_loop()), timed as a whole.
+    pub const fn native(self) -> bool {
+        matches!(self, BenchFree::NativeKfreeRcuNolock | BenchFree::NativeKfreeRcu)
+    }
+
+    /// Whether the payload size applies: bpf_obj_new()'s objects have the
+    /// fixed size of a program type (64 bytes, the bare header's).
+    pub const fn sized(self) -> bool {
+        !matches!(self, BenchFree::ObjDrop)
     }
 
     pub fn from_name(name: &str) -> Option<BenchFree> {
@@ -772,19 +811,38 @@ impl BenchFree {
     }
 }
 
+/// `enum bpf_nolock_bench_loop` of patch 0005: the loops in C.
+pub mod bench_loop {
+    /// bpf_kmalloc_nolock() then bpf_kfree_rcu_nolock().
+    pub const KFREE_RCU_NOLOCK: u32 = 0;
+    /// kmalloc(GFP_ATOMIC) then kfree_rcu().
+    pub const KFREE_RCU: u32 = 1;
+}
+
+/// Size of the objects bpf_obj_new() allocates in the bench
+/// (`struct bench_obj` in probe-ebpf/src/kfuncs.c).
+pub const BENCH_OBJ_SIZE: u32 = 64;
+
+/// The bench times each call in one batch of this many (the others count
+/// pairs only), so that timing costs the rates little.
+pub const BENCH_TIMED_EVERY: u64 = 8;
+
 /// The bench program's state (`BENCH_MODE`): `BENCH_OFF`, or a
 /// `BenchFree` value, with `BENCH_MEASURE` set once the warm-up is over.
 pub mod bench_mode {
     pub const OFF: u32 = u32::MAX;
     pub const FREE_MASK: u32 = 0xff;
     pub const MEASURE: u32 = 1 << 8;
+    /// Count pairs, time no call (the samples with observers attached).
+    pub const UNTIMED: u32 = 1 << 9;
 }
 
 /// What one bench sample times (the second index of `bench_slot`).
 pub mod bench_op {
-    /// bpf_kmalloc_nolock().
+    /// The allocation (bpf_kmalloc_nolock() or bpf_obj_new()).
     pub const ALLOC: u32 = 0;
-    /// bpf_kfree_rcu_nolock() or bpf_kfree_nolock().
+    /// The free call (bpf_kfree_rcu_nolock(), bpf_kfree_nolock() or
+    /// bpf_obj_drop()).
     pub const FREE: u32 = 1;
     /// An empty timed call: what timing costs, which every other figure
     /// includes once.

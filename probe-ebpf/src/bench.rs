@@ -1,7 +1,12 @@
-//! The bench program: what one kmalloc_nolock() and one free cost, with
-//! nothing else attached (or only the path observers, `bench --observers`,
-//! whose trampolines the calls then include). Each getpriority() of the loader's bench threads
-//! allocates and frees `BENCH_BATCH` objects, and every call is timed.
+//! The bench program: what one pair of an allocation and a free costs,
+//! with nothing else attached (or only the path observers, `bench
+//! --observers`, whose trampolines the calls then include), for each loop
+//! of `BenchFree`. Each getpriority() of the loader's bench threads runs
+//! one batch of `BENCH_BATCH` pairs of the loop the loader chose; every
+//! pair is counted, and in one batch of `BENCH_TIMED_EVERY` each call is
+//! timed too, so that the clock reads cost the rates little.
+
+use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
@@ -9,15 +14,21 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::FEntryContext,
 };
-use probe_common::{BENCH_BATCH, BenchFree, LatencyStats, bench_mode, bench_op, bench_slot, hist};
+use probe_common::{
+    BENCH_BATCH, BENCH_TIMED_EVERY, BenchFree, LatencyStats, NolockObj, bench_loop, bench_mode, bench_op,
+    bench_slot, hist,
+};
 
 use crate::{
     counters::{CallTimer, RUN_CONFIG, add, record},
-    kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock},
+    kfuncs::{
+        bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, bpf_nolock_bench_loop,
+        nolock_probe_obj_drop, nolock_probe_obj_new,
+    },
 };
 
 /// `bench_mode`: set by the loader between the warm-up, the samples and
-/// the free functions.
+/// the loops.
 #[map]
 static BENCH_MODE: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -29,9 +40,93 @@ static BENCH_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOTS * hist
 #[map]
 static BENCH_STATS: PerCpuArray<LatencyStats> = PerCpuArray::with_max_entries(SLOTS, 0);
 
-/// Allocations that failed, per free function (the alloc slot).
+/// Allocations that failed, per loop (the alloc slot).
 #[map]
 static BENCH_FAILS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOTS, 0);
+
+/// Pairs done while measuring, per loop.
+#[map]
+static BENCH_PAIRS: PerCpuArray<u64> = PerCpuArray::with_max_entries(BenchFree::COUNT as u32, 0);
+
+/// Where one batch counts what it did; counts only while measuring.
+struct Counts {
+    pairs: *mut u64,
+    fails: *mut u64,
+    measure: bool,
+}
+
+impl Counts {
+    /// A failed allocation takes its pair back: the batch adds all of its
+    /// pairs at the end, so that the loop itself carries no counter (a
+    /// counter in the loop makes the verifier walk every count apart).
+    #[inline(always)]
+    fn failed(&self, n: u64) {
+        if self.measure {
+            add(self.pairs, n.wrapping_neg());
+            add(self.fails, n);
+        }
+    }
+
+    #[inline(always)]
+    fn batch_done(&self) {
+        if self.measure {
+            add(self.pairs, BENCH_BATCH as u64);
+        }
+    }
+}
+
+/// One pair loop run from BPF: an allocation and the free that goes with it.
+trait Pair {
+    type Obj;
+    fn alloc(size: u32, flags: u32) -> *mut Self::Obj;
+    fn free(obj: *mut Self::Obj);
+}
+
+struct RcuNolock;
+struct Nolock;
+struct ObjDrop;
+
+impl Pair for RcuNolock {
+    type Obj = NolockObj;
+    #[inline(always)]
+    fn alloc(size: u32, flags: u32) -> *mut NolockObj {
+        // SAFETY: a kfunc of kernel-patches/; the verifier tracks the reference.
+        unsafe { bpf_kmalloc_nolock(size, flags, 0) }
+    }
+    #[inline(always)]
+    fn free(obj: *mut NolockObj) {
+        // SAFETY: releases the reference alloc() took.
+        unsafe { bpf_kfree_rcu_nolock(obj) }
+    }
+}
+
+impl Pair for Nolock {
+    type Obj = NolockObj;
+    #[inline(always)]
+    fn alloc(size: u32, flags: u32) -> *mut NolockObj {
+        RcuNolock::alloc(size, flags)
+    }
+    #[inline(always)]
+    fn free(obj: *mut NolockObj) {
+        // SAFETY: releases the reference alloc() took.
+        unsafe { bpf_kfree_nolock(obj) }
+    }
+}
+
+/// BPF's own allocator; its objects have a fixed size (BENCH_OBJ_SIZE).
+impl Pair for ObjDrop {
+    type Obj = c_void;
+    #[inline(always)]
+    fn alloc(_size: u32, _flags: u32) -> *mut c_void {
+        // SAFETY: wraps the bpf_obj_new() kfunc; the verifier tracks the reference.
+        unsafe { nolock_probe_obj_new() }
+    }
+    #[inline(always)]
+    fn free(obj: *mut c_void) {
+        // SAFETY: releases the reference alloc() took.
+        unsafe { nolock_probe_obj_drop(obj) }
+    }
+}
 
 #[fentry(function = "__x64_sys_getpriority")]
 pub fn bench(_ctx: FEntryContext) -> u32 {
@@ -44,40 +139,71 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
         return 0;
     }
     let free = mode & bench_mode::FREE_MASK;
-    let measure = mode & bench_mode::MEASURE != 0;
-    let size = cfg.sizes[0];
-    // What timing itself costs: an empty call.
-    let clock = CallTimer::start().took();
-    if measure {
-        record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::CLOCK), clock);
+    let (Some(pairs), Some(fails)) =
+        (BENCH_PAIRS.get_ptr_mut(free), BENCH_FAILS.get_ptr_mut(bench_slot(free, bench_op::ALLOC)))
+    else {
+        return 0;
+    };
+    let counts = Counts { pairs, fails, measure: mode & bench_mode::MEASURE != 0 };
+    // SAFETY: this CPU's value of an existing slot.
+    let timed = counts.measure
+        && mode & bench_mode::UNTIMED == 0
+        && (unsafe { *pairs } / BENCH_BATCH as u64) % BENCH_TIMED_EVERY == 0;
+    let (size, flags) = (cfg.sizes[0], cfg.alloc_flags);
+    if free == BenchFree::NativeKfreeRcuNolock as u32 {
+        native(bench_loop::KFREE_RCU_NOLOCK, size, flags, &counts);
+        return 0;
     }
+    if free == BenchFree::NativeKfreeRcu as u32 {
+        native(bench_loop::KFREE_RCU, size, flags, &counts);
+        return 0;
+    }
+    if timed {
+        // What timing itself costs: an empty call.
+        record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::CLOCK), CallTimer::start().took());
+    }
+    // One copy of the loop per pair and timing, each without a branch on
+    // either inside it.
+    match (free, timed) {
+        (f, true) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, true>(f, size, flags, &counts),
+        (f, false) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, false>(f, size, flags, &counts),
+        (f, true) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, true>(f, size, flags, &counts),
+        (f, false) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, false>(f, size, flags, &counts),
+        (f, true) => batch::<RcuNolock, true>(f, size, flags, &counts),
+        (f, false) => batch::<RcuNolock, false>(f, size, flags, &counts),
+    }
+    0
+}
+
+/// One batch of `P`'s pairs, each call timed when `TIMED`.
+#[inline(always)]
+fn batch<P: Pair, const TIMED: bool>(free: u32, size: u32, flags: u32, counts: &Counts) {
     for _ in 0..BENCH_BATCH {
-        let timer = CallTimer::start();
-        // SAFETY: a kfunc of kernel-patches/; the verifier tracks the reference.
-        let obj = unsafe { bpf_kmalloc_nolock(size, cfg.alloc_flags, 0) };
-        let alloc_ns = timer.took();
+        let timer = TIMED.then(CallTimer::start);
+        let obj = P::alloc(size, flags);
+        let alloc_ns = timer.map_or(0, |t| t.took());
         if obj.is_null() {
-            if measure {
-                if let Some(n) = BENCH_FAILS.get_ptr_mut(bench_slot(free, bench_op::ALLOC)) {
-                    add(n, 1);
-                }
-            }
+            counts.failed(1);
             continue;
         }
-        let timer = CallTimer::start();
-        // SAFETY: releases the reference taken above.
-        unsafe {
-            if free == BenchFree::KfreeNolock as u32 {
-                bpf_kfree_nolock(obj);
-            } else {
-                bpf_kfree_rcu_nolock(obj);
-            }
-        }
-        let free_ns = timer.took();
-        if measure {
+        let timer = TIMED.then(CallTimer::start);
+        P::free(obj);
+        if let Some(t) = timer {
+            let free_ns = t.took();
             record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::ALLOC), alloc_ns);
             record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::FREE), free_ns);
         }
     }
-    0
+    counts.batch_done();
+}
+
+/// One batch of a loop in C, as one kfunc call; a refused loop (negative:
+/// -EPERM in a context it may not run in) counts as failed allocations.
+#[inline(always)]
+fn native(lp: u32, size: u32, flags: u32, counts: &Counts) {
+    // SAFETY: a kfunc of kernel-patches/ that takes plain values.
+    let done = unsafe { bpf_nolock_bench_loop(lp, size, flags, BENCH_BATCH) };
+    let done = if done < 0 { 0 } else { done as u64 };
+    counts.failed((BENCH_BATCH as u64).saturating_sub(done));
+    counts.batch_done();
 }

@@ -17,6 +17,12 @@ unsafe extern "C" {
     pub fn bpf_nolock_gp_elapsed(norm: u64, exp: u64) -> bool;
     /// Sleepable: kvfree_rcu_barrier().
     pub fn bpf_nolock_barrier();
+    /// Runs `pairs` allocations and frees in C (`enum bpf_nolock_bench_loop`,
+    /// `BenchFree::native_loop()`); returns the pairs allocated or -errno.
+    pub fn bpf_nolock_bench_loop(lp: u32, payload_size: u32, flags: u32, pairs: u32) -> i32;
+    /// bpf_obj_new() of a 64-byte program type, and bpf_obj_drop() (kfuncs.c).
+    pub fn nolock_probe_obj_new() -> *mut c_void;
+    pub fn nolock_probe_obj_drop(obj: *mut c_void);
 
     /// An array of `HELD_SLOTS` values of one kptr to a `NolockObj`
     /// (`struct held_obj` in kfuncs.c).

@@ -1,5 +1,6 @@
-//! A bench's result (`nolock-probe bench`): per free function, pairs per
-//! second with the spread of the samples, and each call's own time.
+//! A bench's result (`nolock-probe bench`): per pair loop, pairs per
+//! second with the spread of the samples, its ratio to the same loop in C,
+//! and each call's own time.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +57,14 @@ pub struct BenchPlan {
     /// The path observers were attached (`--observers`).
     #[serde(default)]
     pub observers: bool,
+    /// One batch in this many timed each call (0 in older results: every
+    /// call was timed, and the loops ran one after the other).
+    #[serde(default)]
+    pub timed_every: u64,
+    /// Each sample came after this long of its loop unmeasured, in ms
+    /// (0 in older results).
+    #[serde(default)]
+    pub settle_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,18 +80,36 @@ pub struct BenchRun {
     /// run.loader); absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loader: Option<crate::run::LoaderFootprint>,
+    /// How long kvfree_rcu_barrier() took after the last sample: until
+    /// every object freed so far was given back (older results have it
+    /// per loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FreeReport {
     /// `probe_common::BenchFree` name.
     pub free: String,
+    /// What one pair is, and where it runs (`BenchFree::pair`); absent in
+    /// older results.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pair: String,
     /// Allocation and free pairs in the samples, all CPUs.
     pub ops: u64,
     pub alloc_failures: u64,
     /// Pairs per second over all CPUs, one value per sample, and their
     /// mean and spread.
     pub ops_per_s: Spread,
+    /// The rate over the same loop in C's (`native_kfree_rcu_nolock`) in
+    /// the same round of samples, one value per round; null when that
+    /// loop was not benched.
+    #[serde(default)]
+    pub native_ratio: Option<Spread>,
+    /// With `--observers`: the rate with the path observers attached, and
+    /// its ratio to the bare rate of the same round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedRate>,
     pub per_cpu: Vec<CpuOps>,
     /// Wall time of one pair on one CPU, from the mean rate: the calls,
     /// the clock reads around them, and the bench thread's system call
@@ -97,9 +124,18 @@ pub struct FreeReport {
     /// The kernel's slab statistics over the samples (after minus before,
     /// every user of the caches), or null without CONFIG_SLUB_STATS.
     pub slub_stats: Option<BTreeMap<String, u64>>,
-    /// How long kvfree_rcu_barrier() took after the samples: until every
-    /// object freed so far was given back.
-    pub drain_ns: u64,
+    /// Older results: kvfree_rcu_barrier() after this loop's samples
+    /// (now `run.drain_ns`, once for all loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedRate {
+    /// Pairs per second over all CPUs, one sample per round.
+    pub ops_per_s: Spread,
+    /// Over the bare rate of the same round, one value per round.
+    pub bare_ratio: Spread,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,6 +144,9 @@ pub struct Spread {
     pub stddev: f64,
     pub min: f64,
     pub max: f64,
+    /// 0 in older results.
+    #[serde(default)]
+    pub median: f64,
     pub samples: Vec<f64>,
 }
 
@@ -125,8 +164,20 @@ impl Spread {
             stddev: var.sqrt(),
             min: samples.iter().copied().fold(f64::INFINITY, f64::min).min(mean),
             max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(mean),
+            median: median(&samples),
             samples,
         }
+    }
+}
+
+/// The middle value (the mean of the two middle ones), 0 for none.
+fn median(samples: &[f64]) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -147,5 +198,7 @@ mod tests {
         assert_eq!((s.mean, s.min, s.max), (20.0, 10.0, 30.0));
         assert!((s.stddev - 10.0).abs() < 1e-9, "{}", s.stddev);
         assert_eq!(Spread::of(vec![5.0]).stddev, 0.0);
+        assert_eq!((s.median, Spread::of(vec![4.0, 1.0, 3.0, 2.0]).median), (20.0, 2.5));
+        assert_eq!(Spread::of(vec![]).median, 0.0);
     }
 }

@@ -4,7 +4,7 @@
 //! the verdict itself are probe_result::checks, which the run applied;
 //! nothing here repeats them.
 
-use probe_common::{Intended, Path, Stage, Trigger, call_kind, ctx};
+use probe_common::{BenchFree, Intended, Path, Stage, Trigger, call_kind, ctx};
 use probe_result::{BenchReport, RunReport};
 
 // What a run the guest's kernel cut short must show: e2e/cut_short.rs.
@@ -288,45 +288,79 @@ pub fn interrupted_problems(report: &RunReport, duration: f64) -> Vec<String> {
 }
 
 /// Every problem with a `nolock-probe bench` result on `cpus` CPUs with
-/// `samples` samples: both free functions timed on every CPU, each pair
-/// timed once per call, and the kernel's slab statistics agree that the
-/// frees went where the function sends them.
+/// `samples` samples: every loop benched on every CPU with a sample in
+/// each round, the BPF loops' calls timed in about one batch of
+/// `timed_every`, the loops in C timed as a whole, every ratio to the loop
+/// in C taken (its own exactly 1), with `--observers` a rate with them per
+/// round, and the kernel's slab statistics agree
+/// that the frees went where the function sends them.
 pub fn bench_problems(report: &BenchReport, cpus: u32, samples: usize) -> Vec<String> {
     let mut problems = verdict_problems(report.verdict.pass, &report.verdict.reasons);
-    for name in ["kfree_rcu_nolock", "kfree_nolock"] {
+    let every = report.plan.timed_every.max(1);
+    for free in BenchFree::ALL {
+        let name = free.name();
         let Some(f) = report.free(name) else {
             problems.push(format!("{name} was not benched"));
             continue;
         };
         for cpu in 0..cpus {
             if f.per_cpu.iter().find(|c| c.cpu == cpu).is_none_or(|c| c.ops == 0) {
-                problems.push(format!("{name}: no pair timed on CPU {cpu}"));
+                problems.push(format!("{name}: no pair made on CPU {cpu}"));
             }
         }
         let rates = &f.ops_per_s.samples;
         if rates.len() != samples || rates.iter().any(|r| *r <= 0.0) {
             problems.push(format!("{name}: {samples} samples with pairs in each expected, got {rates:?}"));
         }
-        for (call, d) in [("alloc", &f.alloc), ("free_call", &f.free_call)] {
-            let d = d.as_ref().map(|d| d.all.clone()).unwrap_or_default();
-            if d.count != f.ops || f.ops == 0 {
-                problems.push(format!("{name}: {} {call} times for {} pairs", d.count, f.ops));
-            }
-            if !(d.min_ns <= d.p50_ns && d.p50_ns <= d.p99_ns && d.p99_ns <= d.max_ns && d.max_ns > 0) {
-                problems.push(format!("{name}: {call} percentiles out of order: {d:?}"));
+        let ratios = f.native_ratio.as_ref().map(|r| r.samples.clone()).unwrap_or_default();
+        let own = free == BenchFree::BASELINE;
+        if ratios.len() != rates.len() || (own && ratios.iter().any(|r| *r != 1.0)) {
+            problems.push(format!("{name}: one ratio to the loop in C per round expected, got {ratios:?}"));
+        }
+        if report.plan.observers {
+            let observed = f.observed.as_ref().map(|o| o.bare_ratio.samples.clone()).unwrap_or_default();
+            if observed.len() != rates.len() || observed.iter().any(|r| *r <= 0.0) {
+                problems.push(format!(
+                    "{name}: one rate with the path observers per round expected, got ratios {observed:?}"
+                ));
             }
         }
-        if f.clock.as_ref().is_none_or(|c| c.all.count == 0) {
-            problems.push(format!("{name}: the clock's own cost was not timed"));
+        if free.native() {
+            if f.alloc.is_some() || f.free_call.is_some() {
+                problems.push(format!("{name}: a loop in C has per-call times"));
+            }
+        } else {
+            // Timed batches are those that start at a multiple of
+            // `every` batches; an allocation that fails shifts the count,
+            // so allow half to all of the pairs over `every`.
+            for (call, d) in [("alloc", &f.alloc), ("free_call", &f.free_call)] {
+                let d = d.as_ref().map(|d| d.all.clone()).unwrap_or_default();
+                if d.count == 0 || d.count > f.ops || d.count * every * 2 < f.ops {
+                    problems.push(format!(
+                        "{name}: {} {call} times for {} pairs, about one in {every} expected",
+                        d.count, f.ops
+                    ));
+                }
+                if !(d.min_ns <= d.p50_ns && d.p50_ns <= d.p99_ns && d.p99_ns <= d.max_ns && d.max_ns > 0) {
+                    problems.push(format!("{name}: {call} percentiles out of order: {d:?}"));
+                }
+            }
+            if f.clock.as_ref().is_none_or(|c| c.all.count == 0) {
+                problems.push(format!("{name}: the clock's own cost was not timed"));
+            }
         }
         // Every kfree_rcu_nolock() tries an rcu sheaf first; every
         // kfree_nolock() frees to the slab at once. The kernel counts all
         // users of the caches, so it may see more, never fewer.
+        // kfree_rcu() and bpf_obj_drop() may go elsewhere first.
         let stats = f.slub_stats.clone().unwrap_or_default();
         let stat = |k: &str| stats.get(k).copied().unwrap_or(0);
-        let seen = match name {
-            "kfree_rcu_nolock" => stat("free_rcu_sheaf") + stat("free_rcu_sheaf_fail"),
-            _ => stat("free_fastpath") + stat("free_slowpath"),
+        let seen = match free {
+            BenchFree::KfreeRcuNolock | BenchFree::NativeKfreeRcuNolock => {
+                stat("free_rcu_sheaf") + stat("free_rcu_sheaf_fail")
+            }
+            BenchFree::KfreeNolock => stat("free_fastpath") + stat("free_slowpath"),
+            BenchFree::ObjDrop | BenchFree::NativeKfreeRcu => continue,
         };
         if seen < f.ops {
             problems.push(format!(
@@ -566,7 +600,7 @@ mod tests {
     fn bench_free(name: &str, ops: u64, slub: &[(&str, u64)]) -> FreeReport {
         let d = StageReport {
             all: Distribution {
-                count: ops,
+                count: ops / 8,
                 min_ns: 100,
                 p50_ns: 900,
                 p99_ns: 5000,
@@ -577,6 +611,8 @@ mod tests {
         };
         let clock =
             StageReport { all: Distribution { count: 3, ..Default::default() }, ..Default::default() };
+        let native = BenchFree::from_name(name).unwrap().native();
+        let ratio = if name == BenchFree::BASELINE.name() { vec![1.0, 1.0] } else { vec![0.9, 0.95] };
         FreeReport {
             free: name.into(),
             ops,
@@ -585,9 +621,10 @@ mod tests {
                 probe_result::bench::CpuOps { cpu: 1, ops: ops - ops / 2, ops_per_s: 1.0 },
             ],
             ops_per_s: probe_result::bench::Spread::of(vec![10.0, 12.0]),
-            alloc: Some(d.clone()),
-            free_call: Some(d),
-            clock: Some(clock),
+            native_ratio: Some(probe_result::bench::Spread::of(ratio)),
+            alloc: (!native).then(|| d.clone()),
+            free_call: (!native).then_some(d),
+            clock: (!native).then_some(clock),
             slub_stats: Some(slub.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
             ..Default::default()
         }
@@ -596,23 +633,49 @@ mod tests {
     #[test]
     fn bench_requirements_fire() {
         let Document::Bench(mut b) = committed("bench-debug.json") else { unreachable!() };
-        let rcu = bench_free("kfree_rcu_nolock", 100, &[("free_rcu_sheaf", 90), ("free_rcu_sheaf_fail", 10)]);
-        let nolock = bench_free("kfree_nolock", 100, &[("free_fastpath", 101), ("free_slowpath", 0)]);
-        b.frees = vec![rcu, nolock.clone()];
+        (b.plan.timed_every, b.plan.observers) = (8, false);
+        let rcu = [("free_rcu_sheaf", 90), ("free_rcu_sheaf_fail", 10)];
+        let good = vec![
+            bench_free("kfree_rcu_nolock", 100, &rcu),
+            bench_free("kfree_nolock", 100, &[("free_fastpath", 101), ("free_slowpath", 0)]),
+            bench_free("bpf_obj_drop", 100, &[]),
+            bench_free("native_kfree_rcu_nolock", 100, &rcu),
+            bench_free("native_kfree_rcu", 100, &[]),
+        ];
+        b.frees = good.clone();
         assert_eq!(bench_problems(&b, 2, 2), Vec::<String>::new());
-        let mut bad = nolock;
+        let mut bad = good[1].clone();
         bad.per_cpu[1].ops = 0;
-        bad.free_call.as_mut().unwrap().all.count = 99;
+        bad.free_call.as_mut().unwrap().all.count = 5;
         bad.slub_stats.as_mut().unwrap().insert("free_fastpath".into(), 50);
-        b.frees = vec![bad];
+        let mut native = good[3].clone();
+        native.native_ratio.as_mut().unwrap().samples[1] = 0.99;
+        native.alloc = good[0].alloc.clone();
+        b.plan.observers = true;
+        let mut good = good;
+        for f in &mut good {
+            f.observed = Some(probe_result::bench::ObservedRate {
+                ops_per_s: probe_result::bench::Spread::of(vec![5.0, 6.0]),
+                bare_ratio: probe_result::bench::Spread::of(vec![0.5, 0.5]),
+            });
+        }
+        b.frees = good.clone();
+        assert_eq!(bench_problems(&b, 2, 2), Vec::<String>::new());
+        good[4].observed.as_mut().unwrap().bare_ratio.samples.pop();
+        bad.observed = good[1].observed.clone();
+        native.observed = good[3].observed.clone();
+        b.frees = vec![bad, good[2].clone(), native, good[4].clone()];
         assert_eq!(
             bench_problems(&b, 2, 2),
             [
                 "kfree_rcu_nolock was not benched",
-                "kfree_nolock: no pair timed on CPU 1",
-                "kfree_nolock: 99 free_call times for 100 pairs",
+                "kfree_nolock: no pair made on CPU 1",
+                "kfree_nolock: 5 free_call times for 100 pairs, about one in 8 expected",
                 "kfree_nolock: the kernel's slab statistics saw 50 such frees for 100 pairs: \
                  {\"free_fastpath\": 50, \"free_slowpath\": 0}",
+                "native_kfree_rcu_nolock: one ratio to the loop in C per round expected, got [1.0, 0.99]",
+                "native_kfree_rcu_nolock: a loop in C has per-call times",
+                "native_kfree_rcu: one rate with the path observers per round expected, got ratios [0.5]",
             ]
         );
     }

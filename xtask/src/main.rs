@@ -207,14 +207,19 @@ impl Ctx {
 }
 
 /// How long nolock-probe with `args` measures, in seconds: `run`'s
-/// `--duration` (default 20), or for `bench` its warm-up and samples for
-/// both free functions (defaults 1, 5 and 1).
+/// `--duration` (default 20), or for `bench` the warm-up of each loop, then
+/// per round one sample of each after its settling time, twice with
+/// `--observers` (defaults: 5 loops, 1 s, 5 rounds, 1 s and 500 ms).
 fn duration_of(args: &[String]) -> u64 {
-    let arg = |name: &str, default: u64| {
-        args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
-    };
+    let value = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let arg = |name: &str, default: u64| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     if args.first().map(String::as_str) == Some("bench") {
-        return 2 * (arg("--warmup", 1) + arg("--samples", 5) * arg("--sample-secs", 1));
+        let loops =
+            value("--free").map_or(probe_common::BenchFree::COUNT as u64, |v| v.split(',').count() as u64);
+        let passes = if args.iter().any(|a| a == "--observers") { 2 } else { 1 };
+        let sample_ms = arg("--sample-secs", 1) * 1000 + arg("--settle-ms", 500);
+        return loops * arg("--warmup", 1)
+            + (passes * loops * arg("--samples", 5) * sample_ms).div_ceil(1000);
     }
     arg("--duration", 20)
 }
@@ -303,4 +308,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Coverage(c) => return coverage::coverage(&ctx, &c),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_of;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    /// The guest's time limit follows what the bench will do.
+    #[test]
+    fn a_bench_lasts_its_warmups_and_rounds() {
+        assert_eq!(duration_of(&args("run")), 20);
+        assert_eq!(duration_of(&args("run --duration 5")), 5);
+        // 5 loops: 5 s of warm-up, 5 rounds of 5 samples of 1.5 s.
+        assert_eq!(duration_of(&args("bench")), 5 + 38);
+        assert_eq!(duration_of(&args("bench --free kfree_nolock --samples 2 --settle-ms 0")), 1 + 2);
+        assert_eq!(duration_of(&args("bench --free a,b --samples 10 --sample-secs 2 --observers")), 2 + 100);
+    }
 }

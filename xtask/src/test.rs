@@ -205,7 +205,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<ExitCode> {
             step("test: a run whose debug kernel crashes (sysrq-c)", || crashed_run(ctx)),
         ));
         results.push((
-            "bench times both free functions",
+            "bench times every pair loop, interleaved",
             step("test: nolock-probe bench on the debug kernel", || bench_run(ctx)),
         ));
         results.push((
@@ -614,15 +614,16 @@ fn crashed_run(ctx: &Ctx) -> Result<()> {
 /// `nolock-probe bench`, in a guest booted as `cargo xtask vm --kernel`
 /// boots a user's kernel: the debug kernel's bzImage by its path, its BTF
 /// checked in the debug tree's vmlinux (shared with the fault kernels,
-/// which all have the series). Both free functions timed on both vCPUs,
-/// and the document follows its schema and exports.
+/// which all have the series). Every pair loop measured on both vCPUs,
+/// bare and with the path observers, and the document follows its schema
+/// and exports.
 fn bench_run(ctx: &Ctx) -> Result<()> {
     let built = ctx.kernel("debug", &[], None)?;
     let vmlinux = ctx.cache.join("kernel/build-debug/vmlinux");
     let image = crate::kernel::Image::user(&built.bzimage, Some(&vmlinux))?;
     let json = ctx.cache.join("test-results/bench.json");
     let _ = fs::remove_file(&json);
-    let args = ["bench", "--samples", "2", "--warmup", "1"].map(String::from).to_vec();
+    let args = ["bench", "--samples", "2", "--warmup", "1", "--observers"].map(String::from).to_vec();
     let (json, doc) = passing_outcome(ctx.vm(&image, args, json, vm::Guest::DEFAULT)?)?;
     let Document::Bench(report) = doc else { bail!("{} is not a bench's result", json.display()) };
     let problems = e2e::bench_problems(&report, 2, 2);

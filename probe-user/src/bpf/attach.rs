@@ -103,6 +103,11 @@ impl Probes {
         Ok(())
     }
 
+    /// Detaches every observer.
+    pub fn detach_observers(&mut self) {
+        self.observer_links.clear();
+    }
+
     /// Attaches the given triggers; perf events once per CPU in `cpus`.
     pub fn attach_triggers(
         &mut self,

@@ -154,11 +154,10 @@ impl Probes {
         array.set(0, &mode, 0).context("cannot set the bench program's mode")
     }
 
-    /// Allocation and free pairs the bench has timed for `free` so far,
-    /// per CPU in `cpus`: two map reads, cheap enough between samples.
+    /// Allocation and free pairs the bench has measured for `free` so far,
+    /// per CPU in `cpus`: one map read, cheap enough between samples.
     pub fn bench_ops(&self, free: BenchFree, cpus: &[u32]) -> Result<Vec<u64>> {
-        let slot = probe_common::bench_slot(free as u32, bench_op::FREE);
-        Ok(self.per_cpu::<LatencyStats>("BENCH_STATS", slot, cpus)?.iter().map(|s| s.count).collect())
+        self.per_cpu::<u64>("BENCH_PAIRS", free as u32, cpus)
     }
 
     /// The bench maps, per CPU in `cpus`.

@@ -1,8 +1,13 @@
 //! `nolock-probe bench`: what one kmalloc_nolock() and one
-//! kfree_rcu_nolock() cost, against kfree_nolock(), in task context with
-//! nothing else attached. As the kernel's BPF bench does it: a warm-up,
-//! then fixed-length samples whose mean and spread are reported, and the
-//! calls' own times as distributions.
+//! kfree_rcu_nolock() cost from BPF, against kfree_nolock(), BPF's own
+//! allocator and two loops in C (the same pair, and kmalloc(GFP_ATOMIC)
+//! with kfree_rcu()), in task context with nothing else attached. As the
+//! kernel's BPF bench does it: a warm-up, then fixed-length samples whose
+//! mean and spread are reported, and the calls' own times as
+//! distributions. The loops' samples are interleaved, one of each per
+//! round, so that a host that speeds up or slows down during the bench
+//! moves every loop alike, and each loop's rate is also given as a ratio
+//! to the loop in C of the same round.
 
 use std::{
     path::PathBuf,
@@ -12,11 +17,12 @@ use std::{
 use anyhow::{Result, bail};
 use clap::Args;
 use probe_common::{
-    BENCH_BATCH, BenchFree, MAX_PAYLOAD, NolockObj, RunConfig, alloc_flags, bench_mode, bench_op, bench_slot,
+    BENCH_BATCH, BENCH_OBJ_SIZE, BENCH_TIMED_EVERY, BenchFree, MAX_PAYLOAD, NolockObj, RunConfig,
+    alloc_flags, bench_mode, bench_op, bench_slot,
 };
 use probe_result::{
     Document, SCHEMA_VERSION, Tool, Verdict,
-    bench::{BenchPlan, BenchReport, BenchRun, CpuOps, FreeReport, Spread},
+    bench::{BenchPlan, BenchReport, BenchRun, CpuOps, FreeReport, ObservedRate, Spread},
     checks,
 };
 
@@ -35,16 +41,23 @@ use crate::{
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Free functions to measure, one after the other.
-    #[arg(long = "free", value_delimiter = ',', default_values_t = ["kfree_rcu_nolock".to_string(), "kfree_nolock".to_string()])]
+    /// Pair loops to measure, their samples interleaved [default: all;
+    /// bpf_obj_drop only with --payload-size 0]: kfree_rcu_nolock,
+    /// kfree_nolock, bpf_obj_drop, native_kfree_rcu_nolock, native_kfree_rcu.
+    #[arg(long = "free", value_delimiter = ',')]
     pub frees: Vec<String>,
-    /// Samples per free function.
+    /// Samples per loop.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub samples: u32,
     /// Length of one sample, in seconds.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub sample_secs: u64,
-    /// Warm-up before the samples of each free function, in seconds.
+    /// Before each sample the loop runs this long unmeasured, in
+    /// milliseconds: the previous loop's objects still waiting for their
+    /// grace period are reclaimed meanwhile, rather than in the sample.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub settle_ms: u64,
+    /// Warm-up of each loop before the samples, in seconds.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=60))]
     pub warmup: u64,
     /// Only these CPUs (comma-separated ids) [default: all online].
@@ -59,10 +72,9 @@ pub struct BenchArgs {
     /// Allocate with __GFP_ACCOUNT.
     #[arg(long)]
     pub account: bool,
-    /// Attach the path observers that `run` uses: the calls then include
-    /// their trampolines (their programs' own time is left out, as in
-    /// `run`), which is what `run`'s call times carry on top of the bare
-    /// calls.
+    /// Also sample every loop with the path observers that `run` uses
+    /// attached, in each round after the bare samples: the rate they keep
+    /// of the bare one, round by round (their calls are not timed).
     #[arg(long)]
     pub observers: bool,
     /// Write the JSON document here instead of stdout.
@@ -83,14 +95,7 @@ const SLUB_COUNTERS: [&str; 6] = [
 /// Runs the bench and writes the report; false when the kernel log had a
 /// report in it.
 pub fn bench(args: &BenchArgs) -> Result<bool> {
-    let mut frees = Vec::new();
-    for name in &args.frees {
-        match BenchFree::from_name(name) {
-            Some(f) if !frees.contains(&f) => frees.push(f),
-            Some(_) => {}
-            None => bail!("there is no free function {name} to bench: use kfree_rcu_nolock or kfree_nolock"),
-        }
-    }
+    let frees = chosen(&args.frees, args.payload_size)?;
     let mut session = Session::start(args.output.as_deref())?;
     let cpus = cpus_in(&args.cpus, &session.online)?;
     let flags = (if args.zero { alloc_flags::ZERO } else { 0 })
@@ -108,35 +113,31 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
 
     let mut observed = Observed::now();
     let mut probes = Probes::load_bench(&cfg, args.observers, session.preempt_rt)?;
-    if args.observers {
-        probes.attach_observers(false)?;
-    }
     probes.attach_bench()?;
     // SAFETY: getpriority() has no preconditions; the bench program runs in it.
     let mut threads = LoadGen::spin(&cpus, "bench", || unsafe {
         libc::getpriority(libc::PRIO_PROCESS, 0);
     })?;
     eprintln!(
-        "nolock-probe: bench: {BENCH_BATCH} kmalloc_nolock() and frees per getpriority() on CPUs {cpus:?}; \
-         per free function a {}s warm-up, then {} samples of {}s (Ctrl-C stops early and still reports)",
-        args.warmup, args.samples, args.sample_secs
+        "nolock-probe: bench: {BENCH_BATCH} allocations and frees per getpriority() on CPUs {cpus:?}, \
+         each call timed in one batch of {BENCH_TIMED_EVERY}; a {}s warm-up per loop, then {} rounds of one \
+         {}s sample of each of {} loops, each after {} ms unmeasured (Ctrl-C stops early and still reports)",
+        args.warmup,
+        args.samples,
+        args.sample_secs,
+        frees.len(),
+        args.settle_ms
     );
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let started = Instant::now();
-    let mut reports = Vec::new();
     let Session { runtime, stop, .. } = &mut session;
     let mut footprint = Footprint::start();
-    let interrupted = runtime.block_on(async {
-        for &free in &frees {
-            let measured = measure(&mut probes, stop, free, args, &cpus, &caches, &mut footprint).await?;
-            let interrupted = measured.interrupted;
-            reports.push(measured.report);
-            if interrupted {
-                return Ok::<bool, anyhow::Error>(true);
-            }
-        }
-        Ok(false)
-    })?;
+    let (measured, interrupted) =
+        runtime.block_on(measure(&mut probes, stop, &frees, args, &cpus, &caches, &mut footprint))?;
+    let raw = probes.bench(&cpus)?;
+    let drain = probes.drain()?;
+    let native = measured.iter().position(|m| m.free == BenchFree::BASELINE);
+    let reports = measured.iter().map(|m| free_report(m, &raw, native.map(|i| &measured[i].rates))).collect();
     let loader = footprint.finish();
     threads.stop();
     let programs = probes.program_stats()?;
@@ -162,6 +163,8 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             gfp_account: args.account,
             batch: BENCH_BATCH,
             observers: args.observers,
+            timed_every: BENCH_TIMED_EVERY,
+            settle_ms: args.settle_ms,
         },
         caches,
         run: BenchRun {
@@ -170,6 +173,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             interrupted,
             machine: Some(machine::detect()),
             loader: Some(loader),
+            drain_ns: Some(drain.as_nanos() as u64),
         },
         frees: reports,
         kernel_log,
@@ -184,98 +188,228 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     Ok(pass)
 }
 
-struct Measured {
-    report: FreeReport,
-    interrupted: bool,
+/// The loops to bench, in order, each once.
+fn chosen(names: &[String], payload_size: u32) -> Result<Vec<BenchFree>> {
+    if names.is_empty() {
+        let all = BenchFree::ALL.into_iter().filter(|f| f.sized() || payload_size == 0);
+        return Ok(all.collect());
+    }
+    let mut frees = Vec::new();
+    for name in names {
+        let Some(f) = BenchFree::from_name(name) else {
+            let known: Vec<&str> = BenchFree::ALL.iter().map(|f| f.name()).collect();
+            bail!("there is no pair loop {name} to bench: use one of {}", known.join(", "));
+        };
+        if !f.sized() && payload_size != 0 {
+            bail!(
+                "{name} allocates a fixed {BENCH_OBJ_SIZE}-byte type, so it cannot follow --payload-size \
+                 {payload_size}: drop it from --free or use --payload-size 0"
+            );
+        }
+        if !frees.contains(&f) {
+            frees.push(f);
+        }
+    }
+    Ok(frees)
 }
 
-/// Warm-up, samples and drain of one free function.
+/// What the samples of one loop measured.
+struct Measured {
+    free: BenchFree,
+    /// Pairs per second over all CPUs, one per round.
+    rates: Vec<f64>,
+    /// Measured pairs per CPU (in the order of `cpus`).
+    ops: Vec<u64>,
+    elapsed: Duration,
+    /// The slab statistics summed over the loop's samples, when readable.
+    slub_stats: Option<[u64; SLUB_COUNTERS.len()]>,
+    /// Pairs per second with the path observers attached, one per round
+    /// (`--observers`).
+    observed: Vec<f64>,
+}
+
+/// Warm-up of each loop, then `args.samples` rounds of one sample of each;
+/// true when a signal cut it short (what was measured is kept).
 async fn measure(
     probes: &mut Probes,
     stop: &mut Stop,
-    free: BenchFree,
+    frees: &[BenchFree],
     args: &BenchArgs,
     cpus: &[u32],
     caches: &[String],
     footprint: &mut Footprint,
-) -> Result<Measured> {
-    let name = free.name();
-    probes.set_bench_mode(free as u32)?;
-    let mut interrupted = stop.pause(Duration::from_secs(args.warmup)).await;
-    let slub_before = slub_stats::counters(caches, SLUB_COUNTERS);
-    probes.set_bench_mode(free as u32 | bench_mode::MEASURE)?;
-    let mut prev = vec![0u64; cpus.len()];
-    let mut rates = Vec::new();
-    let mut elapsed = Duration::ZERO;
-    for i in 0..args.samples {
+) -> Result<(Vec<Measured>, bool)> {
+    let mut measured: Vec<Measured> = frees
+        .iter()
+        .map(|&free| Measured {
+            free,
+            rates: Vec::new(),
+            ops: vec![0; cpus.len()],
+            elapsed: Duration::ZERO,
+            slub_stats: Some([0; SLUB_COUNTERS.len()]),
+            observed: Vec::new(),
+        })
+        .collect();
+    for &free in frees {
+        probes.set_bench_mode(free as u32)?;
+        if stop.pause(Duration::from_secs(args.warmup)).await {
+            probes.set_bench_mode(bench_mode::OFF)?;
+            return Ok((measured, true));
+        }
+    }
+    let mut interrupted = false;
+    let n = measured.len();
+    'rounds: for round in 1..=args.samples {
+        // Each round starts one loop later, so that no loop always follows
+        // the same one.
+        for k in 0..n {
+            let m = &mut measured[(k + round as usize - 1) % n];
+            let s = sample(probes, stop, m.free, 0, args, cpus, Some(caches)).await?;
+            eprintln!(
+                "nolock-probe: bench round {round}/{}: {}: {} pairs/s",
+                args.samples,
+                m.free.name(),
+                thousands(s.rate())
+            );
+            m.rates.push(s.rate());
+            for (ops, d) in m.ops.iter_mut().zip(&s.pairs) {
+                *ops += d;
+            }
+            m.elapsed += s.took;
+            m.slub_stats = match (m.slub_stats, s.slub_stats) {
+                (Some(sum), Some(d)) => Some(std::array::from_fn(|i| sum[i] + d[i])),
+                _ => None,
+            };
+            footprint.sample();
+            interrupted = s.interrupted;
+            if interrupted {
+                break 'rounds;
+            }
+        }
+        if !args.observers {
+            continue;
+        }
+        // The same loops with the path observers attached, in the same
+        // round, so that the ratio to the bare rate sees one host.
+        probes.attach_observers(false)?;
+        for k in 0..n {
+            let m = &mut measured[(k + round as usize - 1) % n];
+            let s = sample(probes, stop, m.free, bench_mode::UNTIMED, args, cpus, None).await?;
+            eprintln!(
+                "nolock-probe: bench round {round}/{}: {} with the path observers: {} pairs/s",
+                args.samples,
+                m.free.name(),
+                thousands(s.rate())
+            );
+            m.observed.push(s.rate());
+            footprint.sample();
+            interrupted = s.interrupted;
+            if interrupted {
+                break;
+            }
+        }
+        probes.detach_observers();
         if interrupted {
             break;
         }
-        let start = Instant::now();
-        interrupted = stop.pause(Duration::from_secs(args.sample_secs)).await;
-        let ops = probes.bench_ops(free, cpus)?;
-        let took = start.elapsed();
-        elapsed += took;
-        let n: u64 = ops.iter().zip(&prev).map(|(now, before)| now - before).sum();
-        let rate = n as f64 / took.as_secs_f64();
-        eprintln!(
-            "nolock-probe: bench {name}: sample {}/{}: {} pairs/s",
-            i + 1,
-            args.samples,
-            thousands(rate)
-        );
-        rates.push(rate);
-        prev = ops;
-        footprint.sample();
     }
     probes.set_bench_mode(bench_mode::OFF)?;
-    let slub_after = slub_stats::counters(caches, SLUB_COUNTERS);
-    let raw = probes.bench(cpus)?;
-    let drain = probes.drain()?;
-    Ok(Measured {
-        report: free_report(free, &raw, rates, elapsed, (slub_before, slub_after), drain),
+    Ok((measured, interrupted))
+}
+
+/// What one sample of one loop counted.
+struct Sample {
+    /// Pairs per CPU (in the order of `cpus`).
+    pairs: Vec<u64>,
+    took: Duration,
+    /// The slab statistics over the sample, when asked for and readable.
+    slub_stats: Option<[u64; SLUB_COUNTERS.len()]>,
+    interrupted: bool,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.pairs.iter().sum::<u64>() as f64 / self.took.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Lets `free` settle for `--settle-ms` unmeasured, then counts its pairs
+/// for one sample (`flags`: more `bench_mode` bits).
+async fn sample(
+    probes: &mut Probes,
+    stop: &mut Stop,
+    free: BenchFree,
+    flags: u32,
+    args: &BenchArgs,
+    cpus: &[u32],
+    caches: Option<&[String]>,
+) -> Result<Sample> {
+    probes.set_bench_mode(free as u32)?;
+    if stop.pause(Duration::from_millis(args.settle_ms)).await {
+        return Ok(Sample {
+            pairs: vec![0; cpus.len()],
+            took: Duration::ZERO,
+            slub_stats: None,
+            interrupted: true,
+        });
+    }
+    probes.set_bench_mode(free as u32 | bench_mode::MEASURE | flags)?;
+    let before = probes.bench_ops(free, cpus)?;
+    let slub_before = caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS));
+    let start = Instant::now();
+    let interrupted = stop.pause(Duration::from_secs(args.sample_secs)).await;
+    let after = probes.bench_ops(free, cpus)?;
+    let took = start.elapsed();
+    let slub_after = caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS));
+    Ok(Sample {
+        pairs: after.iter().zip(&before).map(|(a, b)| a.wrapping_sub(*b)).collect(),
+        took,
+        slub_stats: slub_before
+            .zip(slub_after)
+            .map(|(b, a)| std::array::from_fn(|i| a[i].saturating_sub(b[i]))),
         interrupted,
     })
 }
 
-fn free_report(
-    free: BenchFree,
-    raw: &BenchRaw,
-    rates: Vec<f64>,
-    elapsed: Duration,
-    (before, after): (Option<[u64; SLUB_COUNTERS.len()]>, Option<[u64; SLUB_COUNTERS.len()]>),
-    drain: Duration,
-) -> FreeReport {
-    let f = free as u32;
+fn free_report(m: &Measured, raw: &BenchRaw, native_rates: Option<&Vec<f64>>) -> FreeReport {
+    let f = m.free as u32;
     let slot = |op| bench_slot(f, op) as usize;
     let stage = |op| latency::slot_report(&raw.cpus, &raw.hist, &raw.stats, slot(op));
-    let ops_of = |i: usize| raw.stats.get(i).and_then(|s| s.get(slot(bench_op::FREE))).map_or(0, |s| s.count);
-    let secs = elapsed.as_secs_f64().max(1e-9);
+    let secs = m.elapsed.as_secs_f64().max(1e-9);
     let per_cpu: Vec<CpuOps> = raw
         .cpus
         .iter()
-        .enumerate()
-        .map(|(i, &cpu)| CpuOps { cpu, ops: ops_of(i), ops_per_s: ops_of(i) as f64 / secs })
+        .zip(&m.ops)
+        .map(|(&cpu, &ops)| CpuOps { cpu, ops, ops_per_s: ops as f64 / secs })
         .collect();
-    let ops_per_s = Spread::of(rates);
+    let ops_per_s = Spread::of(m.rates.clone());
+    // Round by round: both samples of a round saw the same host.
+    let native_ratio = native_rates.map(|native| {
+        Spread::of(m.rates.iter().zip(native).filter(|(_, n)| **n > 0.0).map(|(r, n)| r / n).collect())
+    });
+    let observed = (!m.observed.is_empty()).then(|| ObservedRate {
+        ops_per_s: Spread::of(m.observed.clone()),
+        bare_ratio: Spread::of(
+            m.observed.iter().zip(&m.rates).filter(|(_, b)| **b > 0.0).map(|(o, b)| o / b).collect(),
+        ),
+    });
     FreeReport {
-        free: free.name().to_string(),
-        ops: per_cpu.iter().map(|c| c.ops).sum(),
+        free: m.free.name().to_string(),
+        observed,
+        pair: m.free.pair().to_string(),
+        ops: m.ops.iter().sum(),
         alloc_failures: raw.fails.iter().filter_map(|f| f.get(slot(bench_op::ALLOC))).sum(),
         ns_per_op: if ops_per_s.mean > 0.0 { raw.cpus.len() as f64 * 1e9 / ops_per_s.mean } else { 0.0 },
         ops_per_s,
+        native_ratio,
         per_cpu,
         alloc: stage(bench_op::ALLOC),
         free_call: stage(bench_op::FREE),
         clock: stage(bench_op::CLOCK),
-        slub_stats: before.zip(after).map(|(b, a)| {
-            SLUB_COUNTERS
-                .iter()
-                .zip(a.iter().zip(b))
-                .map(|(name, (a, b))| (name.to_string(), a.saturating_sub(b)))
-                .collect()
-        }),
-        drain_ns: drain.as_nanos() as u64,
+        slub_stats: m
+            .slub_stats
+            .map(|sums| SLUB_COUNTERS.iter().zip(sums).map(|(name, n)| (name.to_string(), n)).collect()),
+        drain_ns: None,
     }
 }
 
@@ -285,8 +419,9 @@ mod tests {
 
     use super::*;
 
-    /// Two CPUs, one free function: ops come from the free slot, failures
-    /// from the alloc slot, and the other function's slots stay apart.
+    /// Two CPUs, one loop: ops come from the pairs counted, failures from
+    /// the alloc slot, the other loops' slots stay apart, and the ratio to
+    /// the loop in C is taken round by round.
     #[test]
     fn a_report_reads_its_own_slots() {
         let slots = BenchFree::COUNT * bench_op::COUNT;
@@ -297,7 +432,7 @@ mod tests {
             fails: vec![vec![0; slots]; 2],
         };
         let f = BenchFree::KfreeNolock as u32;
-        for (cpu, n) in [(0usize, 300u64), (1, 100)] {
+        for (cpu, n) in [(0usize, 30u64), (1, 10)] {
             for op in [bench_op::ALLOC, bench_op::FREE] {
                 let slot = bench_slot(f, op) as usize;
                 let ns = if op == bench_op::ALLOC { 1000 } else { 500 };
@@ -307,20 +442,43 @@ mod tests {
             raw.fails[cpu][bench_slot(f, bench_op::ALLOC) as usize] = 2;
         }
         raw.stats[0][bench_slot(0, bench_op::FREE) as usize].count = 9999;
-        let r = free_report(
-            BenchFree::KfreeNolock,
-            &raw,
-            vec![200.0, 200.0],
-            Duration::from_secs(2),
-            (Some([0; 6]), Some([5, 0, 0, 0, 0, 0])),
-            Duration::ZERO,
-        );
+        let m = Measured {
+            free: BenchFree::KfreeNolock,
+            rates: vec![200.0, 300.0],
+            ops: vec![300, 100],
+            elapsed: Duration::from_secs(2),
+            slub_stats: Some([5, 0, 0, 0, 0, 0]),
+            observed: vec![100.0, 150.0],
+        };
+        let r = free_report(&m, &raw, Some(&vec![100.0, 600.0]));
         assert_eq!((r.ops, r.alloc_failures), (400, 4));
         assert_eq!(r.per_cpu[0].ops_per_s, 150.0);
-        assert_eq!(r.ns_per_op, 2.0 * 1e9 / 200.0);
+        assert_eq!(r.ns_per_op, 2.0 * 1e9 / 250.0);
+        assert_eq!(r.native_ratio.as_ref().unwrap().samples, vec![2.0, 0.5]);
         assert_eq!(r.alloc.as_ref().unwrap().all.p50_ns, 1000);
-        assert_eq!(r.free_call.as_ref().unwrap().all.count, 400);
+        assert_eq!(r.free_call.as_ref().unwrap().all.count, 40);
         assert!(r.clock.is_none());
         assert_eq!(r.slub_stats.as_ref().unwrap()["alloc_fastpath"], 5);
+        assert_eq!(r.pair, "BPF: kmalloc_nolock() + kfree_nolock()");
+        assert!(free_report(&m, &raw, None).native_ratio.is_none());
+        let observed = r.observed.as_ref().unwrap();
+        assert_eq!((observed.ops_per_s.mean, observed.bare_ratio.samples.clone()), (125.0, vec![0.5, 0.5]));
+    }
+
+    /// By default every loop, less the fixed-size one when a payload is
+    /// asked for; asked for with one, it is refused with the fix.
+    #[test]
+    fn the_loops_follow_the_payload_size() {
+        assert_eq!(chosen(&[], 0).unwrap(), BenchFree::ALL.to_vec());
+        assert!(!chosen(&[], 192).unwrap().contains(&BenchFree::ObjDrop));
+        let err = chosen(&["bpf_obj_drop".into()], 192).unwrap_err().to_string();
+        assert!(err.contains("drop it from --free or use --payload-size 0"), "{err}");
+        let err = chosen(&["kfree".into()], 0).unwrap_err().to_string();
+        assert!(
+            err.starts_with("there is no pair loop kfree to bench: use one of kfree_rcu_nolock, "),
+            "{err}"
+        );
+        let twice = chosen(&["kfree_nolock".into(), "kfree_nolock".into()], 0).unwrap();
+        assert_eq!(twice, vec![BenchFree::KfreeNolock]);
     }
 }

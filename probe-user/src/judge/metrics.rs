@@ -1,6 +1,7 @@
 //! The numbers a dashboard tracks, taken from a result: what `export`
 //! publishes and `compare` gates on.
 
+use probe_common::BenchFree;
 use probe_result::{BenchReport, Document, RunReport, dist::Distribution};
 
 pub use super::noise::Kind;
@@ -222,8 +223,9 @@ pub fn of_run(r: &RunReport) -> Vec<Metric> {
     out
 }
 
-/// The metrics of a bench, per free function: the rate with the spread of
-/// its samples, and the calls' percentiles.
+/// The metrics of a bench, per loop: the rate with the spread of its
+/// samples, its ratio to the loop in C round by round, and the calls'
+/// percentiles.
 pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
     let fixed = |s: Single| Metric {
         name: s.name,
@@ -258,6 +260,39 @@ pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
             of_runs: samples,
             pooled: false,
         });
+        // The loop in C's own ratio is 1 by construction.
+        if let Some(q) = f.native_ratio.as_ref().filter(|_| f.free != BenchFree::BASELINE.name()) {
+            out.push(Metric {
+                name: format!("{}.native_ratio", f.free),
+                unit: "x",
+                value: q.mean,
+                low: q.min,
+                high: q.max,
+                stddev: q.stddev,
+                better: Better::Bigger,
+                tail_samples: f64::INFINITY,
+                kind: Kind::Rate,
+                runs: q.samples.len(),
+                of_runs: q.samples.len(),
+                pooled: false,
+            });
+        }
+        if let Some(q) = f.observed.as_ref().map(|o| &o.bare_ratio) {
+            out.push(Metric {
+                name: format!("{}.observed_ratio", f.free),
+                unit: "x",
+                value: q.mean,
+                low: q.min,
+                high: q.max,
+                stddev: q.stddev,
+                better: Better::Bigger,
+                tail_samples: f64::INFINITY,
+                kind: Kind::Rate,
+                runs: q.samples.len(),
+                of_runs: q.samples.len(),
+                pooled: false,
+            });
+        }
         out.push(fixed(single(
             format!("{}.alloc_failures", f.free),
             "objects",
@@ -350,7 +385,14 @@ pub mod tests {
         };
         b.frees = vec![FreeReport {
             free: "kfree_rcu_nolock".into(),
-            ops_per_s: Spread { mean: 90000.0, stddev: 5000.0, min: 80000.0, max: 95000.0, samples: vec![] },
+            ops_per_s: Spread {
+                mean: 90000.0,
+                stddev: 5000.0,
+                min: 80000.0,
+                max: 95000.0,
+                median: 90000.0,
+                samples: vec![],
+            },
             alloc: Some(d(200000, 9000, 49000)),
             free_call: Some(d(200000, 6000, 22000)),
             ..Default::default()

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use probe_common::{Stage, Trigger, TriggerCounters, hist};
 use probe_result::{
     BenchReport, CutShort, Document, RunReport, Verdict,
+    bench::Spread,
     dist::{Bucket, Distribution},
 };
 
@@ -293,6 +294,33 @@ fn batching(b: &probe_result::batching::Batching) -> String {
 /// histograms of the calls' times.
 pub fn bench(b: &BenchReport) -> String {
     let mut s = machine_line(b.run.machine.as_ref(), b.run.loader.as_ref(), false);
+    if b.frees.iter().any(|f| f.native_ratio.is_some()) {
+        let observed = b.frees.iter().any(|f| f.observed.is_some());
+        let ratio =
+            |q: Option<&Spread>| q.map_or("-".into(), |q| format!("{:.2} ± {:.2}", q.median, q.stddev));
+        s.push_str(&format!(
+            "{:<24} {:<44} {:>20} {:>10} {:>14}{}\n",
+            "loop",
+            "pair",
+            "pairs/s (mean ± sd)",
+            "median",
+            "x C (median)",
+            if observed { "  x bare with observers (median)" } else { "" }
+        ));
+        for f in &b.frees {
+            let r = &f.ops_per_s;
+            let with = ratio(f.observed.as_ref().map(|o| &o.bare_ratio));
+            s.push_str(&format!(
+                "{:<24} {:<44} {:>20} {:>10} {:>14}{}\n",
+                f.free,
+                f.pair,
+                format!("{} ± {}", thousands(r.mean), thousands(r.stddev)),
+                thousands(r.median),
+                ratio(f.native_ratio.as_ref()),
+                if observed { format!("  {with:>31}") } else { String::new() }
+            ));
+        }
+    }
     for f in &b.frees {
         let name = &f.free;
         let r = &f.ops_per_s;
@@ -304,11 +332,15 @@ pub fn bench(b: &BenchReport) -> String {
             f.ns_per_op,
             f.alloc_failures,
         ));
-        for (d, title) in [(&f.alloc, "kmalloc_nolock"), (&f.free_call, name.as_str()), (&f.clock, "clock")] {
+        let alloc = if name == "bpf_obj_drop" { "bpf_obj_new" } else { "kmalloc_nolock" };
+        for (d, title) in [(&f.alloc, alloc), (&f.free_call, name.as_str()), (&f.clock, "clock")] {
             if let Some(d) = d {
                 s.push_str(&histogram(&format!("{name}_{title}_ns"), &d.all, &d.histogram));
             }
         }
+    }
+    if let Some(ns) = b.run.drain_ns {
+        s.push_str(&format!("drain: every object given back {} after the last sample\n", human_ns(ns)));
     }
     s.push_str(&verdict(&b.verdict));
     s
@@ -365,7 +397,7 @@ pub fn progress_line(
 mod tests {
     use probe_common::Intended;
     use probe_result::{
-        bench::{FreeReport, Spread},
+        bench::FreeReport,
         dist::{CallTimes, StageReport},
         kernel::BpfCost,
         run::{ExpeditedReport, PathReport, TriggerReport, Unsupported},
@@ -503,6 +535,15 @@ mod tests {
         assert!(text.starts_with("kfree_nolock: 200 ± 0 pairs/s over 2 samples"), "{text}");
         assert!(text.contains("@kfree_nolock_kmalloc_nolock_ns: count 400 p50 1.000us"), "{text}");
         assert!(text.ends_with("verdict: pass\n"), "{text}");
+        // With the loop in C benched too, a table with the ratios leads.
+        b.frees[0].pair = "BPF: kmalloc_nolock() + kfree_nolock()".into();
+        b.frees[0].native_ratio = Some(Spread::of(vec![2.5, 2.7, 2.6]));
+        b.run.drain_ns = Some(1_500_000_000);
+        let text = bench(&b);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.starts_with("kfree_nolock             BPF: kmalloc_nolock() + kfree_nolock()"), "{text}");
+        assert!(row.ends_with("200 ± 0        200    2.60 ± 0.10"), "{text}");
+        assert!(text.contains("drain: every object given back 1.500s after the last sample"), "{text}");
     }
 
     #[test]
