@@ -223,6 +223,11 @@ pub struct LoaderFootprint {
     /// results.
     #[serde(default)]
     pub max_sample_gap_s: f64,
+    /// `cpu_s` by what the loader did: reading maps, writing output,
+    /// attaching, reading SLUB_STATS, and the rest ("other"). Empty in
+    /// older results.
+    #[serde(default)]
+    pub cpu_by_activity_s: std::collections::BTreeMap<String, f64>,
 }
 
 /// The machine a run or bench ran on, as far as the guest can tell.

@@ -3,7 +3,7 @@
 //! thread; the stress runs on threads of its own, which are the load, not
 //! the loader's cost) and the resident memory of the process.
 
-use std::time::Instant;
+use std::{collections::BTreeMap, time::Instant};
 
 use probe_result::run::LoaderFootprint;
 
@@ -14,6 +14,8 @@ pub struct Footprint {
     rss_peak_bytes: u64,
     last_sample: Instant,
     max_sample_gap_s: f64,
+    /// CPU time charged to what the loader did (`charge()`), in seconds.
+    activities: BTreeMap<&'static str, f64>,
 }
 
 /// A sample this late says the loader was starved, not busy.
@@ -29,7 +31,18 @@ impl Footprint {
             rss_peak_bytes: rss_bytes(),
             last_sample: now,
             max_sample_gap_s: 0.0,
+            activities: BTreeMap::new(),
         }
+    }
+
+    /// Runs `f` on this thread and charges the CPU time it took to `what`
+    /// (`activity::*`), so that the report says where the loader's own
+    /// time goes.
+    pub fn charge<T>(&mut self, what: &'static str, f: impl FnOnce() -> T) -> T {
+        let before = thread_cpu_s();
+        let out = f();
+        *self.activities.entry(what).or_default() += (thread_cpu_s() - before).max(0.0);
+        out
     }
 
     /// Records the resident set now, and how long since the last sample;
@@ -51,7 +64,12 @@ impl Footprint {
         self.rss_peak_bytes = self.rss_peak_bytes.max(rss_bytes());
         let window_s = self.started.elapsed().as_secs_f64();
         let cpu_s = (thread_cpu_s() - self.cpu_at_start_s).max(0.0);
+        let mut cpu_by_activity_s: BTreeMap<String, f64> =
+            self.activities.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let charged: f64 = cpu_by_activity_s.values().sum();
+        cpu_by_activity_s.insert(activity::OTHER.into(), (cpu_s - charged).max(0.0));
         LoaderFootprint {
+            cpu_by_activity_s,
             window_s,
             cpu_s,
             cpu_pct: if window_s > 0.0 { cpu_s * 100.0 / window_s } else { 0.0 },
@@ -60,6 +78,23 @@ impl Footprint {
             max_sample_gap_s: self.max_sample_gap_s,
         }
     }
+}
+
+/// What the loader's CPU time is charged to.
+pub mod activity {
+    /// Reading the BPF maps (counters, the bench's pairs).
+    pub const MAPS: &str = "maps";
+    /// Progress lines and the stream: under QEMU every byte goes through
+    /// an emulated serial port.
+    pub const OUTPUT: &str = "output";
+    /// Attaching and detaching programs while measuring (the bench's
+    /// observers, each round).
+    pub const ATTACH: &str = "attach";
+    /// Reading the kernel's SLUB_STATS files.
+    pub const SLUB_STATS: &str = "slub_stats";
+    /// The rest: the runtime, timers, the footprint's own samples, and BPF
+    /// programs that fire in the loader's system calls.
+    pub const OTHER: &str = "other";
 }
 
 /// User and system CPU time of the calling thread, in seconds.
@@ -128,7 +163,30 @@ mod tests {
         }
         let r = f.finish();
         assert!(r.cpu_s > 0.0 && r.cpu_s <= r.window_s * 1.5, "{r:?}");
+        assert_eq!(r.cpu_by_activity_s[activity::OTHER], r.cpu_s, "{r:?}");
         assert!(r.cpu_pct > 10.0, "{r:?}");
         assert!(r.rss_peak_bytes > 0 && r.rss_hwm_bytes >= r.rss_peak_bytes / 2, "{r:?}");
+    }
+
+    /// Work done inside charge() is charged to its activity, the rest to
+    /// "other", and the parts add up to the whole.
+    #[test]
+    fn charged_work_is_told_apart() {
+        let mut f = Footprint::start();
+        // Spins for CPU time, not wall time: a loaded machine must not matter.
+        let spin = |s: f64| {
+            let until = thread_cpu_s() + s;
+            let mut x = 0u64;
+            while thread_cpu_s() < until {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        };
+        f.charge(activity::MAPS, || spin(0.06));
+        spin(0.02);
+        let r = f.finish();
+        let maps = r.cpu_by_activity_s[activity::MAPS];
+        let sum: f64 = r.cpu_by_activity_s.values().sum();
+        assert!(maps >= 0.06 && maps > r.cpu_by_activity_s[activity::OTHER], "{r:?}");
+        assert!((sum - r.cpu_s).abs() < 1e-6, "{r:?}");
     }
 }

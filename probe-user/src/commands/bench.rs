@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     bpf::{Probes, maps::BenchRaw},
-    footprint::Footprint,
+    footprint::{Footprint, activity},
     judge::latency,
     kernel::{machine, slub_stats},
     render::terminal::{self, thousands},
@@ -264,13 +264,15 @@ async fn measure(
         // the same one.
         for k in 0..n {
             let m = &mut measured[(k + round as usize - 1) % n];
-            let s = sample(probes, stop, m.free, 0, args, cpus, Some(caches)).await?;
-            eprintln!(
-                "nolock-probe: bench round {round}/{}: {}: {} pairs/s",
-                args.samples,
-                m.free.name(),
-                thousands(s.rate())
-            );
+            let s = sample(probes, stop, footprint, m.free, 0, args, cpus, Some(caches)).await?;
+            footprint.charge(activity::OUTPUT, || {
+                eprintln!(
+                    "nolock-probe: bench round {round}/{}: {}: {} pairs/s",
+                    args.samples,
+                    m.free.name(),
+                    thousands(s.rate())
+                )
+            });
             m.rates.push(s.rate());
             for (ops, d) in m.ops.iter_mut().zip(&s.pairs) {
                 *ops += d;
@@ -291,16 +293,18 @@ async fn measure(
         }
         // The same loops with the path observers attached, in the same
         // round, so that the ratio to the bare rate sees one host.
-        probes.attach_observers(false)?;
+        footprint.charge(activity::ATTACH, || probes.attach_observers(false))?;
         for k in 0..n {
             let m = &mut measured[(k + round as usize - 1) % n];
-            let s = sample(probes, stop, m.free, bench_mode::UNTIMED, args, cpus, None).await?;
-            eprintln!(
-                "nolock-probe: bench round {round}/{}: {} with the path observers: {} pairs/s",
-                args.samples,
-                m.free.name(),
-                thousands(s.rate())
-            );
+            let s = sample(probes, stop, footprint, m.free, bench_mode::UNTIMED, args, cpus, None).await?;
+            footprint.charge(activity::OUTPUT, || {
+                eprintln!(
+                    "nolock-probe: bench round {round}/{}: {} with the path observers: {} pairs/s",
+                    args.samples,
+                    m.free.name(),
+                    thousands(s.rate())
+                )
+            });
             m.observed.push(s.rate());
             footprint.sample();
             interrupted = s.interrupted;
@@ -308,7 +312,7 @@ async fn measure(
                 break;
             }
         }
-        probes.detach_observers();
+        footprint.charge(activity::ATTACH, || probes.detach_observers());
         if interrupted {
             break;
         }
@@ -335,9 +339,11 @@ impl Sample {
 
 /// Lets `free` settle for `--settle-ms` unmeasured, then counts its pairs
 /// for one sample (`flags`: more `bench_mode` bits).
+#[allow(clippy::too_many_arguments)]
 async fn sample(
     probes: &mut Probes,
     stop: &mut Stop,
+    footprint: &mut Footprint,
     free: BenchFree,
     flags: u32,
     args: &BenchArgs,
@@ -354,13 +360,16 @@ async fn sample(
         });
     }
     probes.set_bench_mode(free as u32 | bench_mode::MEASURE | flags)?;
-    let before = probes.bench_ops(free, cpus)?;
-    let slub_before = caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS));
+    let before = footprint.charge(activity::MAPS, || probes.bench_ops(free, cpus))?;
+    let slub = |f: &mut Footprint| {
+        f.charge(activity::SLUB_STATS, || caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS)))
+    };
+    let slub_before = slub(footprint);
     let start = Instant::now();
     let interrupted = stop.pause(Duration::from_secs(args.sample_secs)).await;
-    let after = probes.bench_ops(free, cpus)?;
+    let after = footprint.charge(activity::MAPS, || probes.bench_ops(free, cpus))?;
     let took = start.elapsed();
-    let slub_after = caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS));
+    let slub_after = slub(footprint);
     Ok(Sample {
         pairs: after.iter().zip(&before).map(|(a, b)| a.wrapping_sub(*b)).collect(),
         took,

@@ -110,6 +110,11 @@ fn machine_line(
             l.rss_peak_bytes as f64 / 1048576.0,
             l.rss_hwm_bytes as f64 / 1048576.0
         ));
+        if !l.cpu_by_activity_s.is_empty() {
+            let parts: Vec<String> =
+                l.cpu_by_activity_s.iter().map(|(k, v)| format!("{k} {v:.3} s")).collect();
+            s.push_str(&format!("loader: its CPU time by activity: {}\n", parts.join(", ")));
+        }
         if watched && l.max_sample_gap_s > crate::footprint::STARVED_GAP_S {
             s.push_str(&format!(
                 "loader: starved: {:.1} s between two of its once-a-second looks (the guest was overloaded)\n",

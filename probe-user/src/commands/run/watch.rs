@@ -18,7 +18,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 use super::stream::{self, Stream};
 use crate::{
     bpf::{Probes, unpreempted},
-    footprint::Footprint,
+    footprint::{Footprint, activity},
     render::terminal,
     stress::{load_gen::LoadGen, stop::Stop},
 };
@@ -96,21 +96,24 @@ pub async fn watch(
                 ready?;
                 // The counters moved before the alert was sent: the line
                 // carries the violation, and the stream latches it.
-                let (per_trigger, now) = sample(probes, plan)?;
+                let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
                 if let Some(s) = stream.as_deref_mut() {
-                    s.write(line(per_trigger, in_flight_of(plan, &now)));
+                    footprint.charge(activity::OUTPUT, || s.write(line(per_trigger, in_flight_of(plan, &now))));
                 }
             }
             _ = tick.tick() => {
-                let (per_trigger, now) = sample(probes, plan)?;
+                let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
                 let in_flight_now = in_flight_of(plan, &now);
                 in_flight.extend(in_flight_now);
-                if let Some(s) = stream.as_deref_mut() {
-                    s.write(line(per_trigger, in_flight_now));
-                }
                 let ops = load.map(|l| l.ops());
                 let rate = ops.map(|o| (o - prev_ops) as f64);
-                eprintln!("{}", terminal::progress_line(started.elapsed().as_secs(), plan.duration_s, &now, &prev, rate));
+                footprint.charge(activity::OUTPUT, || {
+                    if let Some(s) = stream.as_deref_mut() {
+                        s.write(line(per_trigger, in_flight_now));
+                    }
+                    let elapsed = started.elapsed().as_secs();
+                    eprintln!("{}", terminal::progress_line(elapsed, plan.duration_s, &now, &prev, rate));
+                });
                 prev = now;
                 prev_ops = ops.unwrap_or(0);
                 if let Some(gap) = footprint.sample().filter(|_| !warned_starved) {
