@@ -2,7 +2,7 @@
 //! publishes and `compare` gates on.
 
 use probe_common::BenchFree;
-use probe_result::{BenchReport, Document, RunReport, dist::Distribution};
+use probe_result::{BenchReport, Document, RunReport, bench::Spread, dist::Distribution};
 
 pub use super::noise::Kind;
 use super::noise::Runs;
@@ -223,6 +223,25 @@ pub fn of_run(r: &RunReport) -> Vec<Metric> {
     out
 }
 
+/// A bench figure with the spread of its rounds (`samples` of them): bigger
+/// is better, gated against that spread.
+fn rounds(name: String, unit: &'static str, q: &Spread, samples: usize) -> Metric {
+    Metric {
+        name,
+        unit,
+        value: q.mean,
+        low: q.min,
+        high: q.max,
+        stddev: q.stddev,
+        better: Better::Bigger,
+        tail_samples: f64::INFINITY,
+        kind: Kind::Rate,
+        runs: samples,
+        of_runs: samples,
+        pooled: false,
+    }
+}
+
 /// The metrics of a bench, per loop: the rate with the spread of its
 /// samples, its ratio to the loop in C round by round, and the calls'
 /// percentiles.
@@ -246,52 +265,13 @@ pub fn of_bench(b: &BenchReport) -> Vec<Metric> {
         let r = &f.ops_per_s;
         // Older benches may lack the samples themselves; the plan says how many.
         let samples = if r.samples.is_empty() { b.plan.samples as usize } else { r.samples.len() };
-        out.push(Metric {
-            name: format!("{}.ops_per_s", f.free),
-            unit: "ops/s",
-            value: r.mean,
-            low: r.min,
-            high: r.max,
-            stddev: r.stddev,
-            better: Better::Bigger,
-            tail_samples: f64::INFINITY,
-            kind: Kind::Rate,
-            runs: samples,
-            of_runs: samples,
-            pooled: false,
-        });
+        out.push(rounds(format!("{}.ops_per_s", f.free), "ops/s", r, samples));
         // The loop in C's own ratio is 1 by construction.
         if let Some(q) = f.native_ratio.as_ref().filter(|_| f.free != BenchFree::BASELINE.name()) {
-            out.push(Metric {
-                name: format!("{}.native_ratio", f.free),
-                unit: "x",
-                value: q.mean,
-                low: q.min,
-                high: q.max,
-                stddev: q.stddev,
-                better: Better::Bigger,
-                tail_samples: f64::INFINITY,
-                kind: Kind::Rate,
-                runs: q.samples.len(),
-                of_runs: q.samples.len(),
-                pooled: false,
-            });
+            out.push(rounds(format!("{}.native_ratio", f.free), "x", q, q.samples.len()));
         }
         if let Some(q) = f.observed.as_ref().map(|o| &o.bare_ratio) {
-            out.push(Metric {
-                name: format!("{}.observed_ratio", f.free),
-                unit: "x",
-                value: q.mean,
-                low: q.min,
-                high: q.max,
-                stddev: q.stddev,
-                better: Better::Bigger,
-                tail_samples: f64::INFINITY,
-                kind: Kind::Rate,
-                runs: q.samples.len(),
-                of_runs: q.samples.len(),
-                pooled: false,
-            });
+            out.push(rounds(format!("{}.observed_ratio", f.free), "x", q, q.samples.len()));
         }
         out.push(fixed(single(
             format!("{}.alloc_failures", f.free),
@@ -407,6 +387,15 @@ pub mod tests {
         assert_eq!(get("kfree_rcu_nolock.free_call.p99_ns").value, 22000.0);
         assert_eq!(get("kfree_rcu_nolock.alloc.p50_ns").tail_samples, 100000.0);
         assert_eq!(m.len(), 6);
+        // The committed bench's ratios, round by round; the loop in C has
+        // none of its own.
+        let m = of_bench(&testing::committed_bench("bench-debug.json"));
+        let get = |n: &str| m.iter().find(|x| x.name == n);
+        let native = get("kfree_rcu_nolock.native_ratio").unwrap();
+        assert_eq!((native.unit, native.runs, native.better), ("x", 10, Better::Bigger));
+        assert!(native.value > 0.5 && native.value < 1.5, "{native:?}");
+        assert_eq!(get("native_kfree_rcu.observed_ratio").unwrap().runs, 10);
+        assert!(get("native_kfree_rcu_nolock.native_ratio").is_none());
     }
 
     #[test]
