@@ -360,11 +360,15 @@ async fn sample(
         });
     }
     probes.set_bench_mode(free as u32 | bench_mode::MEASURE | flags)?;
-    let before = footprint.charge(activity::MAPS, || probes.bench_ops(free, cpus))?;
     let slub = |f: &mut Footprint| {
         f.charge(activity::SLUB_STATS, || caches.and_then(|c| slub_stats::counters(c, SLUB_COUNTERS)))
     };
+    // The slab statistics are read around the pair counts, never inside
+    // them: the loader can be preempted between two reads for a slice
+    // while the loops run on, and the frees counted in that gap would
+    // otherwise be pairs the statistics never saw.
     let slub_before = slub(footprint);
+    let before = footprint.charge(activity::MAPS, || probes.bench_ops(free, cpus))?;
     let start = Instant::now();
     let interrupted = stop.pause(Duration::from_secs(args.sample_secs)).await;
     let after = footprint.charge(activity::MAPS, || probes.bench_ops(free, cpus))?;
