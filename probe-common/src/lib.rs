@@ -206,6 +206,12 @@ pub struct TriggerCounters {
     /// of the object, without a path or latency.
     #[cfg_attr(feature = "serde", serde(default))]
     pub freed_unwatched: u64,
+    /// kfree_rcu_nolock() calls after which the caller saw no fallback:
+    /// the sheaf path as the cheap mode tells it, without an observer on
+    /// `__kfree_rcu_sheaf()`. Counted in both modes, so that a full run
+    /// cross-checks it against `sheaf`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub sheaf_by_caller: u64,
 }
 
 impl TriggerCounters {
@@ -243,6 +249,7 @@ impl TriggerCounters {
         self.call_rcu_unsafe += other.call_rcu_unsafe;
         self.freed_in_flight += other.freed_in_flight;
         self.freed_unwatched += other.freed_unwatched;
+        self.sheaf_by_caller += other.sheaf_by_caller;
     }
 }
 
@@ -265,7 +272,13 @@ pub struct RunConfig {
     /// Objects held, one more per hit, then freed together on the hit
     /// that completes the burst (1..=MAX_BURST; 1 frees each at once).
     pub burst: u32,
-    pub _pad0: u32,
+    /// Non-zero (`--observe full`): the independent observers on
+    /// `__kfree_rcu_sheaf()` are attached and decide each call's path and
+    /// whether a full sheaf's call_rcu() ran inside it. Zero (`--observe
+    /// cheap`): the caller marks its call in `observer_state::FREEING_OBJ`
+    /// and counts the sheaf path where no fallback was seen, which saves
+    /// two trampolines on every call.
+    pub full_observe: u32,
     /// CPUs the triggers allocate on (bit n: CPU n); 0 means all.
     pub cpu_mask: u64,
     /// Rate limit: at least this long between two calls of a trigger on a
@@ -372,7 +385,7 @@ impl RunConfig {
         every_nth: 1,
         nolock_share_pct: 0,
         burst: 1,
-        _pad0: 0,
+        full_observe: 1,
         cpu_mask: 0,
         min_interval_ns: 0,
         rcu_free_sheaf: 0,
@@ -706,7 +719,11 @@ pub mod observer_state {
     /// the call may not spin and runs with interrupts off or in NMI (0
     /// otherwise): a sheaf it fills must not reach call_rcu() inside it.
     pub const NOSPIN_IRQS_OFF_OBJ: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// The tool's object whose kfree_rcu_nolock() runs innermost on this
+    /// CPU (0: none), set and put back by the caller around the call: the
+    /// cheap mode's stand-in for the `__kfree_rcu_sheaf()` observers.
+    pub const FREEING_OBJ: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// What a trigger's timed call did: the second index of `CALL_STATS`
@@ -835,6 +852,9 @@ pub mod bench_mode {
     pub const MEASURE: u32 = 1 << 8;
     /// Count pairs, time no call (the samples with observers attached).
     pub const UNTIMED: u32 = 1 << 9;
+    /// Mark each kfree_rcu_nolock() as the triggers do for the cheap
+    /// mode's observers (`observer_state::FREEING_OBJ`).
+    pub const MARKED: u32 = 1 << 10;
 }
 
 /// What one bench sample times (the second index of `bench_slot`).

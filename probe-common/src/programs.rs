@@ -40,6 +40,10 @@ pub enum Role {
     /// Counts the path each object takes, or keeps the per-CPU state that
     /// counting needs: always attached.
     Path,
+    /// Tells the path of each call on its own, where the cheap mode takes
+    /// the caller's word: only with `--observe full`. Two trampolines on
+    /// every kfree_rcu_nolock(), which cost more than the call under TCG.
+    Independent,
     /// Stamps a fallen-back object's requeue, for the wait's split: only
     /// when objects are followed. A skipped run loses one object's split,
     /// not its check.
@@ -86,8 +90,8 @@ use Kernels::*;
 use Role::*;
 
 pub const OBSERVERS: [Observer; 18] = [
-    observer("kfree_rcu_sheaf_entry", Fentry, "__kfree_rcu_sheaf", All, Path, false),
-    observer("kfree_rcu_sheaf_exit", Fexit, "__kfree_rcu_sheaf", All, Path, true),
+    observer("kfree_rcu_sheaf_entry", Fentry, "__kfree_rcu_sheaf", All, Independent, false),
+    observer("kfree_rcu_sheaf_exit", Fexit, "__kfree_rcu_sheaf", All, Independent, true),
     observer("defer_kfree_rcu", Fentry, "defer_kfree_rcu", All, Path, true),
     observer("deferred_work_entry", Fentry, "deferred_percpu_work_fn", All, Path, false),
     observer("deferred_work_exit", Fexit, "deferred_percpu_work_fn", All, Path, false),
@@ -113,6 +117,27 @@ pub const OBSERVERS: [Observer; 18] = [
 /// The observers for this kind of kernel.
 pub fn observers_for(preempt_rt: bool) -> impl Iterator<Item = &'static Observer> {
     OBSERVERS.iter().filter(move |o| o.kernels.includes(preempt_rt))
+}
+
+/// Which observers a run or bench loads and attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObserverSet {
+    /// Follow objects to their reclaim (the follow, split and free-side
+    /// observers).
+    pub follow: bool,
+    /// `--observe full`: the independent path observers too.
+    pub full: bool,
+}
+
+impl ObserverSet {
+    /// The observers of this set for this kind of kernel.
+    pub fn observers(self, preempt_rt: bool) -> impl Iterator<Item = &'static Observer> {
+        observers_for(preempt_rt).filter(move |o| match o.role {
+            Role::Path => true,
+            Role::Independent => self.full,
+            Role::Split | Role::Follow | Role::FreeSide => self.follow,
+        })
+    }
 }
 
 /// The programs of the observers with `role` (of any kernel).
@@ -157,7 +182,11 @@ mod tests {
         let deciders: [&str; 2] = ["kfree_rcu_sheaf_exit", "defer_kfree_rcu"];
         assert!(path_deciders().eq(deciders));
         for o in OBSERVERS.iter().filter(|o| o.decides_path) {
-            assert!(o.role == Role::Path && o.kernels == Kernels::All, "{}", o.program);
+            assert!(
+                matches!(o.role, Role::Path | Role::Independent) && o.kernels == Kernels::All,
+                "{}",
+                o.program
+            );
         }
     }
 

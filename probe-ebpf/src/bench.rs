@@ -6,7 +6,7 @@
 //! pair is counted, and in one batch of `BENCH_TIMED_EVERY` each call is
 //! timed too, so that the clock reads cost the rates little.
 
-use core::ffi::c_void;
+use core::{ffi::c_void, marker::PhantomData};
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
@@ -20,7 +20,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{CallTimer, RUN_CONFIG, add, record},
+    counters::{CallTimer, FreeMark, RUN_CONFIG, add, record},
     kfuncs::{
         bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, bpf_nolock_bench_loop,
         nolock_probe_obj_drop, nolock_probe_obj_new,
@@ -113,6 +113,25 @@ impl Pair for Nolock {
     }
 }
 
+/// `P`'s free marked as the triggers mark theirs (`FreeMark`), for the
+/// samples with the observers attached, whose call_rcu() observer reads
+/// the mark in the cheap mode.
+struct Marked<P>(PhantomData<P>);
+
+impl<P: Pair> Pair for Marked<P> {
+    type Obj = P::Obj;
+    #[inline(always)]
+    fn alloc(size: u32, flags: u32) -> *mut P::Obj {
+        P::alloc(size, flags)
+    }
+    #[inline(always)]
+    fn free(obj: *mut P::Obj) {
+        let mark = FreeMark::start(obj as u64);
+        P::free(obj);
+        mark.end();
+    }
+}
+
 /// BPF's own allocator; its objects have a fixed size (BENCH_OBJ_SIZE).
 impl Pair for ObjDrop {
     type Obj = c_void;
@@ -169,6 +188,9 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
         (f, false) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, false>(f, size, flags, &counts),
         (f, true) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, true>(f, size, flags, &counts),
         (f, false) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, false>(f, size, flags, &counts),
+        (f, false) if mode & bench_mode::MARKED != 0 => {
+            batch::<Marked<RcuNolock>, false>(f, size, flags, &counts)
+        }
         (f, true) => batch::<RcuNolock, true>(f, size, flags, &counts),
         (f, false) => batch::<RcuNolock, false>(f, size, flags, &counts),
     }

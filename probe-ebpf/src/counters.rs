@@ -160,6 +160,29 @@ impl Drop for ToolClock {
     }
 }
 
+/// Marks the tool's kfree_rcu_nolock() of one object as the innermost
+/// running on this CPU (`observer_state::FREEING_OBJ`) until `end()`,
+/// which puts back the mark of the call it interrupted, if any: the
+/// call_rcu() observer's way, in the cheap mode, to know that a full
+/// sheaf is handed to RCU inside a call, and inside which.
+pub struct FreeMark {
+    outer: u64,
+}
+
+impl FreeMark {
+    #[inline(always)]
+    pub fn start(obj: u64) -> Self {
+        let outer = state(observer_state::FREEING_OBJ);
+        state_set(observer_state::FREEING_OBJ, obj);
+        FreeMark { outer }
+    }
+
+    #[inline(always)]
+    pub fn end(self) {
+        state_set(observer_state::FREEING_OBJ, self.outer);
+    }
+}
+
 /// Times one call, less the time the tool's programs ran inside it.
 pub struct CallTimer {
     start: u64,

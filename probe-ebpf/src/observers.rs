@@ -91,7 +91,7 @@ fn irqs_off_or_nmi(c: u32) -> bool {
 /// work has not handed on since, is queued twice: a double free, caught
 /// before the kernel can reclaim it twice.
 #[inline(always)]
-fn mark_queued(obj: u64, tag: u32, bit: u32) {
+pub fn mark_queued(obj: u64, tag: u32, bit: u32) {
     let Some(s) = IN_FLIGHT.get_ptr_mut(&obj) else { return };
     // SAFETY: a value of the map, updated in place; a copy is judged.
     let before = unsafe { *s };
@@ -190,7 +190,7 @@ pub fn deferred_work_exit(_ctx: FExitContext) -> u32 {
 }
 
 /// `void call_rcu(struct rcu_head *head, rcu_callback_t func)`: a full rcu
-/// sheaf is handed to RCU either inside `__kfree_rcu_sheaf()` (at once) or
+/// sheaf is handed to RCU either inside a kfree_rcu_nolock() (at once) or
 /// from the deferred irq_work's own loop (deferred, because spinning was not
 /// allowed with interrupts off); anything else is a flush. The sheaf is
 /// attributed to the trigger whose object filled it.
@@ -204,39 +204,64 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
     }
     let head: u64 = ctx.arg(0);
     let sheaf = head - cfg.sheaf_rcu_head_off as u64;
-    let path = if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
-        Path::SheafImmediate
-    } else if state(observer_state::IN_DEFERRED_WORK) > 0 {
-        Path::SheafDeferred
-    } else {
-        Path::SheafFlushed
-    };
     // SAFETY: bpf_probe_read_kernel() copes with any address.
     let size =
         unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_size_off as u64) as *const u32) }.unwrap_or(0);
+    let last = match size {
+        0 => 0,
+        // SAFETY: as above.
+        n => unsafe {
+            bpf_probe_read_kernel((sheaf + cfg.sheaf_objects_off as u64 + (n as u64 - 1) * 8) as *const u64)
+        }
+        .unwrap_or(0),
+    };
+    let tag = if last == 0 { None } else { our_tag(last) };
+    let deferred_work = state(observer_state::IN_DEFERRED_WORK) > 0;
+    // Whether the no-spin call that filled the sheaf runs with interrupts
+    // off or in NMI, where the series hands the sheaf to call_rcu() only
+    // from the irq_work, as call_rcu() takes locks.
+    let (path, nospin_irqs_off) = if cfg.full_observe != 0 {
+        let path = if state(observer_state::IN_KFREE_RCU_SHEAF) > 0 {
+            Path::SheafImmediate
+        } else if deferred_work {
+            Path::SheafDeferred
+        } else {
+            Path::SheafFlushed
+        };
+        (path, last == state(observer_state::NOSPIN_IRQS_OFF_OBJ))
+    } else {
+        // The caller's mark names the innermost of the tool's calls on
+        // this CPU. Its own object completing the sheaf is that call's
+        // doing even inside the irq_work (an NMI's call); otherwise the
+        // irq_work, which only an NMI interrupts, is innermost.
+        let freeing = state(observer_state::FREEING_OBJ);
+        let own = tag.is_some() && last == freeing;
+        let path = if own || (freeing != 0 && !deferred_work) {
+            Path::SheafImmediate
+        } else if deferred_work {
+            Path::SheafDeferred
+        } else {
+            Path::SheafFlushed
+        };
+        (path, own && irqs_off_or_nmi(free_ctx(last)))
+    };
     // SAFETY: as above.
     if let Ok(cache) = unsafe { bpf_probe_read_kernel((sheaf + cfg.sheaf_cache_off as u64) as *const u64) } {
+        // Without the entry observer on __kfree_rcu_sheaf() the cache is
+        // learnt here, from a sheaf one of the tool's objects completed.
+        if cfg.full_observe == 0 && tag.is_some() && OUR_CACHES.get_ptr(&cache).is_none() {
+            let _ = OUR_CACHES.insert(&cache, &1, 0);
+        }
         if OUR_CACHES.get_ptr(&cache).is_some() {
             let info = SheafInFlight { call_rcu_ns: now(), path: path as u32, _pad: 0 };
             let _ = SHEAVES.insert(&sheaf, &info, 0);
             count_callback(path, size);
         }
     }
-    if size == 0 {
-        return 0;
-    }
-    let last = sheaf + cfg.sheaf_objects_off as u64 + (size as u64 - 1) * 8;
-    // SAFETY: as above.
-    let Ok(last) = (unsafe { bpf_probe_read_kernel(last as *const u64) }) else {
+    let Some(tag) = tag else {
         return 0;
     };
-    let Some(tag) = our_tag(last) else {
-        return 0;
-    };
-    // The call that filled the sheaf may not spin and runs with interrupts
-    // off or in NMI: the series hands such a sheaf to call_rcu() only from
-    // the irq_work, as call_rcu() takes locks.
-    if path == Path::SheafImmediate && last == state(observer_state::NOSPIN_IRQS_OFF_OBJ) {
+    if path == Path::SheafImmediate && nospin_irqs_off {
         count!(tag, call_rcu_unsafe);
         violated(violation::CALL_RCU_UNSAFE, tag, free_ctx(last) & ctx::MASK, 0, false);
     }

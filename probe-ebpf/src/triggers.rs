@@ -18,15 +18,16 @@ use aya_ebpf::{
 };
 use probe_common::{
     GpSeq, HELD_SLOTS, InFlight, LOAD_MAP_ENTRIES, LOAD_MAP_KEYS_PER_CPU, LockedSite, MAX_HOLD_CPUS,
-    NolockObj, RunConfig, Trigger, call_kind, ctx, held_slot, observer_state, violation,
+    NolockObj, RunConfig, Trigger, call_kind, ctx, held_slot, observer_state, queue, violation,
 };
 
 use crate::{
     counters::{
-        COUNTERS, CallTimer, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count, gp_elapsed, now,
-        state, state_add, time_call, violated,
+        COUNTERS, CallTimer, FreeMark, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count,
+        gp_elapsed, now, state, state_add, time_call, violated,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
+    observers::mark_queued,
 };
 
 #[inline(always)]
@@ -259,12 +260,23 @@ fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     }
     let before = paths_seen(tag);
     let addr = obj as u64;
+    let mark = FreeMark::start(addr);
     let timer = CallTimer::start();
     // SAFETY: releases a reference taken by allocate().
     unsafe { bpf_kfree_rcu_nolock(obj) };
     let took = timer.took();
+    mark.end();
     if cfg.follow != 0 {
         keep_free_stamp(addr);
+    }
+    // The sheaf path as the cheap mode tells it: kfree_rcu_nolock() falls
+    // back only through defer_kfree_rcu(), whose observer counts it.
+    if paths_seen(tag)[1] == before[1] {
+        count!(tag, sheaf_by_caller);
+        if cfg.full_observe == 0 {
+            count!(tag, sheaf);
+            mark_queued(addr, tag, queue::SHEAF);
+        }
     }
     let after = paths_seen(tag);
     let kind = if after[1] != before[1] {

@@ -57,6 +57,10 @@ pub struct BenchPlan {
     /// The path observers were attached (`--observers`).
     #[serde(default)]
     pub observers: bool,
+    /// Which path observers (`--observe`); full in results from before
+    /// the cheap mode.
+    #[serde(default)]
+    pub observe: crate::run::Observe,
     /// One batch in this many timed each call (0 in older results: every
     /// call was timed, and the loops ran one after the other).
     #[serde(default)]

@@ -132,6 +132,45 @@ pub struct Plan {
     /// schema version 2.
     #[serde(alias = "latency")]
     pub follow: bool,
+    /// How each call's path was told (`--observe`); full in results from
+    /// before the cheap mode.
+    #[serde(default)]
+    pub observe: Observe,
+}
+
+/// How the path of each kfree_rcu_nolock() is told (`--observe`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Observe {
+    /// The caller marks its call for the call_rcu() observer and counts
+    /// the sheaf path where the fallback's observer saw nothing: no
+    /// trampoline on `__kfree_rcu_sheaf()`.
+    Cheap,
+    /// Independent observers on `__kfree_rcu_sheaf()` (entry and exit)
+    /// tell each call's path, and catch a double free as it is queued.
+    #[default]
+    Full,
+}
+
+impl Observe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Observe::Cheap => "cheap",
+            Observe::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for Observe {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cheap" => Ok(Observe::Cheap),
+            "full" => Ok(Observe::Full),
+            _ => Err(format!("there is no observation mode {s}: use cheap or full")),
+        }
+    }
 }
 
 impl Plan {
@@ -143,6 +182,11 @@ impl Plan {
     /// The gap `--rate` leaves between two calls, in ns (0: no limit).
     pub fn min_interval_ns(&self) -> u64 {
         if self.rate_per_cpu_hz == 0 { 0 } else { 1_000_000_000 / u64::from(self.rate_per_cpu_hz) }
+    }
+
+    /// The observers this plan loads and attaches.
+    pub fn observers(&self) -> probe_common::programs::ObserverSet {
+        probe_common::programs::ObserverSet { follow: self.follow, full: self.observe == Observe::Full }
     }
 
     pub fn cpu_mask(&self) -> u64 {

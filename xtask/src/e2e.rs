@@ -5,7 +5,7 @@
 //! nothing here repeats them.
 
 use probe_common::{BENCH_BATCH, BenchFree, Intended, Path, Stage, Trigger, call_kind, ctx};
-use probe_result::{BenchReport, RunReport};
+use probe_result::{BenchReport, RunReport, run::Observe};
 
 // What a run the guest's kernel cut short must show: e2e/cut_short.rs.
 mod cut_short;
@@ -75,6 +75,30 @@ fn fallbacks_timed(report: &RunReport) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Every problem with the cheap mode's sheaf count against the
+/// independent observers' in one `--observe full` run: the caller counts
+/// a call as a sheaf one when the fallback's observer saw nothing, the
+/// exit observer on `__kfree_rcu_sheaf()` when it said yes. They may
+/// differ by a run of either that the kernel skipped, and by the objects
+/// the exit observer could not tell as the tool's (untracked: the map of
+/// objects in flight was full); by nothing else on a healthy kernel.
+pub fn observe_agreement_problems(report: &RunReport) -> Vec<String> {
+    if report.plan.observe != Observe::Full {
+        return vec![format!("the run observed in {} mode, not full", report.plan.observe.name())];
+    }
+    let t = &report.totals;
+    let explained = report.path_misses() + t.untracked;
+    let differ = t.sheaf.abs_diff(t.sheaf_by_caller);
+    if t.sheaf == 0 || differ > explained {
+        return vec![format!(
+            "the callers counted {} calls into the rcu sheaf and the observers on __kfree_rcu_sheaf() {}: \
+             {differ} apart, more than the {explained} skipped observer runs and untracked objects explain",
+            t.sheaf_by_caller, t.sheaf
+        )];
+    }
+    Vec::new()
 }
 
 /// Every problem with the verification part of a healthy run: objects
@@ -412,6 +436,29 @@ mod tests {
     fn a_good_run_passes() {
         assert_eq!(foundation_problems(&good(), 2), Vec::<String>::new());
         assert_eq!(verification_problems(&good(), &PATHS), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_modes_must_agree_within_what_the_kernel_skipped() {
+        let mut r = good();
+        r.totals.sheaf_by_caller = r.totals.sheaf;
+        assert_eq!(observe_agreement_problems(&r), Vec::<String>::new());
+        r.recursion_misses.insert("defer_kfree_rcu".into(), 2);
+        r.totals.untracked = 1;
+        r.totals.sheaf_by_caller = r.totals.sheaf + 3;
+        assert_eq!(observe_agreement_problems(&r), Vec::<String>::new());
+        r.totals.sheaf_by_caller = r.totals.sheaf + 4;
+        let sheaf = r.totals.sheaf;
+        assert_eq!(
+            observe_agreement_problems(&r),
+            [format!(
+                "the callers counted {} calls into the rcu sheaf and the observers on __kfree_rcu_sheaf() \
+                 {sheaf}: 4 apart, more than the 3 skipped observer runs and untracked objects explain",
+                sheaf + 4
+            )]
+        );
+        r.plan.observe = Observe::Cheap;
+        assert_eq!(observe_agreement_problems(&r), ["the run observed in cheap mode, not full"]);
     }
 
     fn locked(r: &mut RunReport) -> &mut TriggerReport {

@@ -91,8 +91,12 @@ fn kasan_clean(ctx: &Ctx) -> Result<PathBuf> {
     // 18,929 perf_event and 35,884 fentry_deferred_work calls). Capped at
     // 500 calls a second per trigger and CPU it still fills and queues
     // sheaves.
-    let (json, report) =
-        passing_run_report(ctx, "kasan", "kasan", &["run", "--duration", "10", "--rate", "500"])?;
+    let (json, report) = passing_run_report(
+        ctx,
+        "kasan",
+        "kasan",
+        &["run", "--duration", "10", "--rate", "500", "--observe", "full"],
+    )?;
     let kept = ctx.workspace.join("results/vm-kasan-10s.json");
     fs::copy(&json, &kept).with_context(|| format!("cannot keep the result as {}", kept.display()))?;
     let t = &report.totals;
@@ -705,7 +709,7 @@ fn fault_run(ctx: &Ctx, fault: &e2e::Fault) -> Result<()> {
         "debug",
         &[fault.name],
         &format!("fault-{}", fault.name),
-        &["run", "--duration", "8"],
+        &[&["run", "--duration", "8"], fault.run_args].concat(),
     )?;
     let json = outcome.json.as_ref().context("the fault run left no JSON")?;
     let doc = Document::read(json)?;
@@ -756,13 +760,16 @@ fn stage_regression(ctx: &Ctx) -> Result<()> {
 /// A short VM run on the debug kernel: every trigger on both vCPUs, the
 /// paths add up, the locked-slab kprobe falls back, the console is clean.
 fn end_to_end(ctx: &Ctx) -> Result<()> {
-    let outcome = guest_run(ctx, "debug", &[], "e2e", &["run", "--duration", "10"])?;
+    // In full mode: the independent path observers check the cheap mode's
+    // count, which every other run of the suite uses.
+    let outcome = guest_run(ctx, "debug", &[], "e2e", &["run", "--duration", "10", "--observe", "full"])?;
     let accel = outcome.accel;
     let (json, doc) = passing_outcome(outcome)?;
     let Document::Run(report) = doc else { bail!("{} is not a run's result", json.display()) };
     let mut problems = e2e::foundation_problems(&report, 2);
     problems.extend(e2e::machine_problems(&report, accel.name()));
     problems.extend(e2e::verification_problems(&report, &[Path::SheafImmediate, Path::SheafDeferred]));
+    problems.extend(e2e::observe_agreement_problems(&report));
     if !problems.is_empty() {
         bail!("the run's JSON ({}) does not show what it must:\n  {}", json.display(), problems.join("\n  "));
     }

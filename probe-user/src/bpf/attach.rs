@@ -16,7 +16,7 @@ use aya::{
 };
 use probe_common::{
     Attach, Trigger,
-    programs::{self, Hook, Role},
+    programs::{self, Hook, ObserverSet},
 };
 
 use super::{Probes, program};
@@ -93,10 +93,9 @@ impl Probes {
         Ok(())
     }
 
-    /// Attaches the path observers, and with `follow` the split and
-    /// follow observers.
-    pub fn attach_observers(&mut self, follow: bool) -> Result<()> {
-        for o in programs::observers_for(self.preempt_rt).filter(|o| follow || o.role == Role::Path) {
+    /// Attaches the observers of `set`.
+    pub fn attach_observers(&mut self, set: ObserverSet) -> Result<()> {
+        for o in set.observers(self.preempt_rt) {
             let link = attach_hooked(&mut self.ebpf, o.hook, o.program, o.function)?;
             self.observer_links.push(link);
         }

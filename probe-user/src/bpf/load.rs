@@ -10,7 +10,7 @@ use aya::{
 };
 use probe_common::{
     Attach, RunConfig, Trigger,
-    programs::{self, Hook, Role},
+    programs::{self, Hook, ObserverSet},
 };
 
 use super::{LoadTimes, Probes, open, program, refused};
@@ -57,9 +57,9 @@ fn opened(cfg: &RunConfig) -> Result<(Ebpf, Btf, LoadTimes)> {
 }
 
 impl Probes {
-    /// Loads the given triggers, the observers for this kind of kernel and
-    /// the drain.
-    pub fn load(cfg: &RunConfig, triggers: &[Trigger], preempt_rt: bool) -> Result<Self> {
+    /// Loads the given triggers, the observers of `set` for this kind of
+    /// kernel and the drain.
+    pub fn load(cfg: &RunConfig, triggers: &[Trigger], set: ObserverSet, preempt_rt: bool) -> Result<Self> {
         let (mut ebpf, btf, mut times) = opened(cfg)?;
         for &t in triggers {
             timed(&mut times, t.program(), || load_trigger(&mut ebpf, &btf, t))?;
@@ -71,20 +71,20 @@ impl Probes {
         for h in helpers {
             timed(&mut times, h.program, || load_helper(&mut ebpf, &btf, h))?;
         }
-        for o in programs::observers_for(preempt_rt) {
+        for o in set.observers(preempt_rt) {
             timed(&mut times, o.program, || load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function))?;
         }
         Ok(Self::new(ebpf, preempt_rt, times))
     }
 
-    /// Loads the bench program and the drain, and with `observers` the
-    /// path observers (`attach_observers(false)` attaches them).
-    pub fn load_bench(cfg: &RunConfig, observers: bool, preempt_rt: bool) -> Result<Self> {
+    /// Loads the bench program and the drain, and the observers of `set`
+    /// (`attach_observers(set)` attaches them).
+    pub fn load_bench(cfg: &RunConfig, set: Option<ObserverSet>, preempt_rt: bool) -> Result<Self> {
         let (mut ebpf, btf, mut times) = opened(cfg)?;
         for h in [programs::BENCH, programs::DRAIN] {
             timed(&mut times, h.program, || load_helper(&mut ebpf, &btf, h))?;
         }
-        for o in programs::observers_for(preempt_rt).filter(|o| observers && o.role == Role::Path) {
+        for o in set.into_iter().flat_map(|set| set.observers(preempt_rt)) {
             timed(&mut times, o.program, || load_hooked(&mut ebpf, &btf, o.hook, o.program, o.function))?;
         }
         Ok(Self::new(ebpf, preempt_rt, times))

@@ -18,12 +18,13 @@ use anyhow::{Result, bail};
 use clap::Args;
 use probe_common::{
     BENCH_BATCH, BENCH_OBJ_SIZE, BENCH_TIMED_EVERY, BenchFree, MAX_PAYLOAD, NolockObj, RunConfig,
-    alloc_flags, bench_mode, bench_op, bench_slot,
+    alloc_flags, bench_mode, bench_op, bench_slot, programs::ObserverSet,
 };
 use probe_result::{
     Document, SCHEMA_VERSION, Tool, Verdict,
     bench::{BenchPlan, BenchReport, BenchRun, CpuOps, FreeReport, ObservedRate, Spread},
     checks,
+    run::Observe,
 };
 
 use super::{
@@ -77,6 +78,10 @@ pub struct BenchArgs {
     /// of the bare one, round by round (their calls are not timed).
     #[arg(long)]
     pub observers: bool,
+    /// Which path observers --observers attaches: cheap or full, as
+    /// `run --observe` [default: cheap].
+    #[arg(long, value_name = "MODE")]
+    pub observe: Option<Observe>,
     /// Write the JSON document here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -102,17 +107,20 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
         | (if args.account { alloc_flags::ACCOUNT } else { 0 });
     let mut sizes = RunConfig::DEFAULT.sizes;
     sizes[0] = args.payload_size;
+    let observe = args.observe.unwrap_or(Observe::Cheap);
+    let set = ObserverSet { follow: false, full: observe == Observe::Full };
     let cfg = RunConfig {
         sizes,
         n_sizes: 1,
         alloc_flags: flags,
         loader_tgid: std::process::id(),
+        full_observe: u32::from(set.full),
         ..RunConfig::DEFAULT
     };
     let caches = slub_stats::caches_for(size_of::<NolockObj>() as u32 + args.payload_size, args.account);
 
     let mut observed = Observed::now();
-    let mut probes = Probes::load_bench(&cfg, args.observers, session.preempt_rt)?;
+    let mut probes = Probes::load_bench(&cfg, args.observers.then_some(set), session.preempt_rt)?;
     probes.attach_bench()?;
     // SAFETY: getpriority() has no preconditions; the bench program runs in it.
     let mut threads = LoadGen::spin(&cpus, "bench", || unsafe {
@@ -133,7 +141,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let Session { runtime, stop, .. } = &mut session;
     let mut footprint = Footprint::start();
     let (measured, interrupted) =
-        runtime.block_on(measure(&mut probes, stop, &frees, args, &cpus, &caches, &mut footprint))?;
+        runtime.block_on(measure(&mut probes, stop, &frees, args, set, &cpus, &caches, &mut footprint))?;
     let raw = probes.bench(&cpus)?;
     let drain = probes.drain()?;
     let native = measured.iter().position(|m| m.free == BenchFree::BASELINE);
@@ -163,6 +171,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             gfp_account: args.account,
             batch: BENCH_BATCH,
             observers: args.observers,
+            observe,
             timed_every: BENCH_TIMED_EVERY,
             settle_ms: args.settle_ms,
         },
@@ -228,13 +237,16 @@ struct Measured {
     observed: Vec<f64>,
 }
 
-/// Warm-up of each loop, then `args.samples` rounds of one sample of each;
+/// Warm-up of each loop, then `args.samples` rounds of one sample of each
+/// (and with `--observers` one more of each with the observers of `set`);
 /// true when a signal cut it short (what was measured is kept).
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     probes: &mut Probes,
     stop: &mut Stop,
     frees: &[BenchFree],
     args: &BenchArgs,
+    set: ObserverSet,
     cpus: &[u32],
     caches: &[String],
     footprint: &mut Footprint,
@@ -293,10 +305,13 @@ async fn measure(
         }
         // The same loops with the path observers attached, in the same
         // round, so that the ratio to the bare rate sees one host.
-        footprint.charge(activity::ATTACH, || probes.attach_observers(false))?;
+        footprint.charge(activity::ATTACH, || probes.attach_observers(set))?;
         for k in 0..n {
             let m = &mut measured[(k + round as usize - 1) % n];
-            let s = sample(probes, stop, footprint, m.free, bench_mode::UNTIMED, args, cpus, None).await?;
+            // Marked as the triggers mark their calls, so the observers
+            // see what they see in `run`.
+            let flags = bench_mode::UNTIMED | bench_mode::MARKED;
+            let s = sample(probes, stop, footprint, m.free, flags, args, cpus, None).await?;
             footprint.charge(activity::OUTPUT, || {
                 eprintln!(
                     "nolock-probe: bench round {round}/{}: {} with the path observers: {} pairs/s",

@@ -9,6 +9,7 @@ use probe_result::{
     BenchReport, CutShort, Document, RunReport, Verdict,
     bench::Spread,
     dist::{Bucket, Distribution},
+    run::Observe,
 };
 
 pub use probe_result::dist::human_ns;
@@ -137,6 +138,17 @@ pub fn run(r: &RunReport) -> String {
         }
         s.push_str(&counters_row(&name, "all", &t.total));
     }
+    s.push_str(&match r.plan.observe {
+        Observe::Cheap => "paths: the sheaf counted by each call's caller where the fallback's observer saw \
+                           nothing (--observe cheap; --observe full checks it independently)\n"
+            .to_string(),
+        Observe::Full => format!(
+            "paths: the sheaf counted by the observers on __kfree_rcu_sheaf() (--observe full): {}; by the \
+             callers, as the cheap mode counts it: {}\n",
+            thousands(r.totals.sheaf as f64),
+            thousands(r.totals.sheaf_by_caller as f64)
+        ),
+    });
     s.push_str("\ncall times (p50 / p99 / max, calls), by what the call did:\n");
     for t in r.triggers.iter().filter(|t| !t.call_ns.is_empty()) {
         let parts: Vec<String> = t
@@ -310,7 +322,11 @@ pub fn bench(b: &BenchReport) -> String {
             "pairs/s (mean ± sd)",
             "median",
             "x C (median)",
-            if observed { "  x bare with observers (median)" } else { "" }
+            if observed {
+                format!("  x bare with {} observers (median)", b.plan.observe.name())
+            } else {
+                String::new()
+            }
         ));
         for f in &b.frees {
             let r = &f.ops_per_s;

@@ -22,6 +22,7 @@ use probe_result::{
     batching::Batching,
     checks,
     kernel::BpfCost,
+    run::Observe,
     run::{ExpeditedReport, InFlightReport, Latency, LoadInfo, NmiSourceReport, RunInfo, TriggerReport},
 };
 
@@ -102,6 +103,13 @@ pub struct RunArgs {
     /// lost-object checks): measures what following costs.
     #[arg(long, alias = "no-latency")]
     pub no_follow: bool,
+    /// How each kfree_rcu_nolock()'s path is told: cheap (the caller marks
+    /// its call; no observer on __kfree_rcu_sheaf(), whose two trampolines
+    /// cost more than the call under TCG) or full (independent observers
+    /// on __kfree_rcu_sheaf() as well, which also catch a double free as
+    /// it is queued, and cross-check the cheap count) [default: cheap].
+    #[arg(long, value_name = "MODE")]
+    pub observe: Option<Observe>,
     /// Run the whole stress N times; the result carries every run under
     /// `repeats`, whose spread `compare` uses [default: 1].
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -186,14 +194,14 @@ fn attach(setup: &Setup, preempt_rt: bool, reset_coverage: bool) -> Result<Attac
     let plan = &setup.plan;
     eprintln!("nolock-probe: loading the BPF programs (the kernel verifies each)");
     let loading = Instant::now();
-    let mut probes = Probes::load(&setup.cfg, &setup.triggers, preempt_rt)?;
+    let mut probes = Probes::load(&setup.cfg, &setup.triggers, plan.observers(), preempt_rt)?;
     eprintln!(
         "nolock-probe: {} BPF programs loaded in {:.1}s ({})",
         probes.loaded(),
         loading.elapsed().as_secs_f64(),
         probes.load.summary()
     );
-    probes.attach_observers(plan.follow)?;
+    probes.attach_observers(plan.observers())?;
     let alerts = Some(probes.take_alerts()?);
     let slub_before = slub_stats::read(&setup.caches);
     if reset_coverage && gcov::reset()? {

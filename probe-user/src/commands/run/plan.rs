@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 use probe_common::{MAX_BURST, MAX_PAYLOAD, MAX_SIZES, Trigger};
-use probe_result::Plan;
+use probe_result::{Plan, run::Observe};
 
 use super::{RunArgs, scenario};
 
@@ -37,6 +37,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         expedited_rate_hz: args.expedited_rate.or(sc.expedited_rate).unwrap_or(0),
         load: !args.no_load,
         follow: !args.no_follow,
+        observe: args.observe.unwrap_or(Observe::Cheap),
     };
     validate(&plan)?;
     Ok(plan)

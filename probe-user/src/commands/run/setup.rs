@@ -46,7 +46,7 @@ impl Setup {
             every_nth: plan.every_nth,
             nolock_share_pct: plan.nolock_share_pct,
             burst: plan.burst,
-            _pad0: 0,
+            full_observe: u32::from(plan.observers().full),
             cpu_mask: plan.cpu_mask(),
             min_interval_ns: plan.min_interval_ns(),
             rcu_free_sheaf: symbols.address("rcu_free_sheaf")?,
