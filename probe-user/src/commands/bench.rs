@@ -272,68 +272,74 @@ async fn measure(
     let mut interrupted = false;
     let n = measured.len();
     'rounds: for round in 1..=args.samples {
-        // Each round starts one loop later, so that no loop always follows
-        // the same one.
-        for k in 0..n {
-            let m = &mut measured[(k + round as usize - 1) % n];
-            let s = sample(probes, stop, footprint, m.free, 0, args, cpus, Some(caches)).await?;
-            footprint.charge(activity::OUTPUT, || {
-                eprintln!(
-                    "nolock-probe: bench round {round}/{}: {}: {} pairs/s",
-                    args.samples,
-                    m.free.name(),
-                    thousands(s.rate())
-                )
-            });
-            m.rates.push(s.rate());
-            for (ops, d) in m.ops.iter_mut().zip(&s.pairs) {
-                *ops += d;
+        // With --observers, the round's samples with the observers come
+        // after its bare ones in odd rounds and before them in even ones:
+        // a host that speeds up or slows down during a round (a minute of
+        // samples) then moves the ratio to the bare rate both ways alike.
+        let blocks: &[bool] = match (args.observers, round % 2 == 0) {
+            (false, _) => &[false],
+            (true, false) => &[false, true],
+            (true, true) => &[true, false],
+        };
+        for &observed in blocks {
+            if observed {
+                footprint.charge(activity::ATTACH, || probes.attach_observers(set))?;
             }
-            m.elapsed += s.took;
-            m.slub_stats = match (m.slub_stats, s.slub_stats) {
-                (Some(sum), Some(d)) => Some(std::array::from_fn(|i| sum[i] + d[i])),
-                _ => None,
-            };
-            footprint.sample();
-            interrupted = s.interrupted;
+            // Each round starts one loop later, so that no loop always
+            // follows the same one.
+            for k in 0..n {
+                let m = &mut measured[(k + round as usize - 1) % n];
+                // Observed calls are marked as the triggers mark theirs,
+                // so the observers see what they see in `run`.
+                let (flags, stats, with) = match observed {
+                    true => (bench_mode::UNTIMED | bench_mode::MARKED, None, " with the path observers"),
+                    false => (0, Some(caches), ""),
+                };
+                let s = sample(probes, stop, footprint, m.free, flags, args, cpus, stats).await?;
+                footprint.charge(activity::OUTPUT, || {
+                    eprintln!(
+                        "nolock-probe: bench round {round}/{}: {}{with}: {} pairs/s",
+                        args.samples,
+                        m.free.name(),
+                        thousands(s.rate())
+                    )
+                });
+                if observed {
+                    m.observed.push(s.rate());
+                } else {
+                    m.add(&s);
+                }
+                footprint.sample();
+                interrupted = s.interrupted;
+                if interrupted {
+                    break;
+                }
+            }
+            if observed {
+                footprint.charge(activity::ATTACH, || probes.detach_observers());
+            }
             if interrupted {
                 break 'rounds;
             }
         }
-        if !args.observers {
-            continue;
-        }
-        // The same loops with the path observers attached, in the same
-        // round, so that the ratio to the bare rate sees one host.
-        footprint.charge(activity::ATTACH, || probes.attach_observers(set))?;
-        for k in 0..n {
-            let m = &mut measured[(k + round as usize - 1) % n];
-            // Marked as the triggers mark their calls, so the observers
-            // see what they see in `run`.
-            let flags = bench_mode::UNTIMED | bench_mode::MARKED;
-            let s = sample(probes, stop, footprint, m.free, flags, args, cpus, None).await?;
-            footprint.charge(activity::OUTPUT, || {
-                eprintln!(
-                    "nolock-probe: bench round {round}/{}: {} with the path observers: {} pairs/s",
-                    args.samples,
-                    m.free.name(),
-                    thousands(s.rate())
-                )
-            });
-            m.observed.push(s.rate());
-            footprint.sample();
-            interrupted = s.interrupted;
-            if interrupted {
-                break;
-            }
-        }
-        footprint.charge(activity::ATTACH, || probes.detach_observers());
-        if interrupted {
-            break;
-        }
     }
     probes.set_bench_mode(bench_mode::OFF)?;
     Ok((measured, interrupted))
+}
+
+impl Measured {
+    /// Adds a bare sample.
+    fn add(&mut self, s: &Sample) {
+        self.rates.push(s.rate());
+        for (ops, d) in self.ops.iter_mut().zip(&s.pairs) {
+            *ops += d;
+        }
+        self.elapsed += s.took;
+        self.slub_stats = match (self.slub_stats, s.slub_stats) {
+            (Some(sum), Some(d)) => Some(std::array::from_fn(|i| sum[i] + d[i])),
+            _ => None,
+        };
+    }
 }
 
 /// What one sample of one loop counted.
