@@ -723,7 +723,11 @@ pub mod observer_state {
     /// CPU (0: none), set and put back by the caller around the call: the
     /// cheap mode's stand-in for the `__kfree_rcu_sheaf()` observers.
     pub const FREEING_OBJ: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// The fallen-back object the deferred work hands to kvfree_call_rcu()
+    /// now (0: none): a sheaf that its second attempt completes goes to
+    /// call_rcu() at once, inside the work but not deferred by it.
+    pub const RETRY_OBJ: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// What a trigger's timed call did: the second index of `CALL_STATS`

@@ -44,10 +44,6 @@ pub enum Role {
     /// the caller's word: only with `--observe full`. Two trampolines on
     /// every kfree_rcu_nolock(), which cost more than the call under TCG.
     Independent,
-    /// Stamps a fallen-back object's requeue, for the wait's split: only
-    /// when objects are followed. A skipped run loses one object's split,
-    /// not its check.
-    Split,
     /// Follows objects to their reclaim: only when objects are followed
     /// (`--no-follow` leaves them out). A skipped run can leave a whole
     /// sheaf or block unchecked.
@@ -95,9 +91,12 @@ pub const OBSERVERS: [Observer; 18] = [
     observer("defer_kfree_rcu", Fentry, "defer_kfree_rcu", All, Path, true),
     observer("deferred_work_entry", Fentry, "deferred_percpu_work_fn", All, Path, false),
     observer("deferred_work_exit", Fexit, "deferred_percpu_work_fn", All, Path, false),
-    // In task context a preempted run makes the next one on that CPU be
-    // skipped; kvfree_rcu() users call it all the time.
-    observer("kvfree_call_rcu", Fentry, "kvfree_call_rcu", All, Split, false),
+    // Stamps a fallen-back object's requeue, for the wait's split, and
+    // names the object whose second attempt may complete a sheaf inside
+    // the deferred work (the cheap mode's path of that sheaf). In task
+    // context a preempted run makes the next one on that CPU be skipped;
+    // kvfree_rcu() users call it all the time.
+    observer("kvfree_call_rcu", Fentry, "kvfree_call_rcu", All, Path, false),
     observer("call_rcu", Fentry, "call_rcu", All, Path, false),
     observer("rcu_free_sheaf", Fentry, "rcu_free_sheaf", NotRt, Follow, false),
     observer("rcu_free_sheaf_rt", Kprobe, "rcu_free_sheaf", Rt, Follow, false),
@@ -135,7 +134,7 @@ impl ObserverSet {
         observers_for(preempt_rt).filter(move |o| match o.role {
             Role::Path => true,
             Role::Independent => self.full,
-            Role::Split | Role::Follow | Role::FreeSide => self.follow,
+            Role::Follow | Role::FreeSide => self.follow,
         })
     }
 }

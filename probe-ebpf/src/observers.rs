@@ -159,6 +159,7 @@ pub fn kvfree_call_rcu(ctx: FEntryContext) -> u32 {
         return 0;
     }
     let obj: u64 = ctx.arg(1);
+    state_set(observer_state::RETRY_OBJ, obj);
     if let Some(state) = IN_FLIGHT.get_ptr_mut(&obj) {
         // SAFETY: a value of the map, updated in place.
         unsafe { (*state).requeued_ns = now() };
@@ -177,12 +178,14 @@ pub fn deferred_work_entry(_ctx: FEntryContext) -> u32 {
     // call's deferred sheaf look like a broken context rule. Dense NMIs
     // (the nmi trigger's NMI IPIs) made it happen in `all`.
     state_set(observer_state::NOSPIN_IRQS_OFF_OBJ, 0);
+    state_set(observer_state::RETRY_OBJ, 0);
     0
 }
 
 #[fexit(function = "deferred_percpu_work_fn")]
 pub fn deferred_work_exit(_ctx: FExitContext) -> u32 {
     let _clock = ToolClock::start();
+    state_set(observer_state::RETRY_OBJ, 0);
     if state(observer_state::IN_DEFERRED_WORK) > 0 {
         state_add(observer_state::IN_DEFERRED_WORK, -1);
     }
@@ -232,11 +235,14 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
     } else {
         // The caller's mark names the innermost of the tool's calls on
         // this CPU. Its own object completing the sheaf is that call's
-        // doing even inside the irq_work (an NMI's call); otherwise the
-        // irq_work, which only an NMI interrupts, is innermost.
+        // doing even inside the irq_work (an NMI's call); so is a
+        // fallen-back object's second attempt, which the work makes
+        // through kvfree_call_rcu(), where spinning is allowed. Otherwise
+        // the irq_work, which only an NMI interrupts, is innermost.
         let freeing = state(observer_state::FREEING_OBJ);
         let own = tag.is_some() && last == freeing;
-        let path = if own || (freeing != 0 && !deferred_work) {
+        let retry = deferred_work && last != 0 && last == state(observer_state::RETRY_OBJ);
+        let path = if own || retry || (freeing != 0 && !deferred_work) {
             Path::SheafImmediate
         } else if deferred_work {
             Path::SheafDeferred

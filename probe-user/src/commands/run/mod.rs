@@ -332,7 +332,7 @@ fn collect(
         a.slub_before,
         slub_after,
         totals.sheaf + totals.retry_sheaf,
-        totals.sheaf_fail + totals.retry_sheaf_fail,
+        (plan.observe == Observe::Full).then_some(totals.sheaf_fail + totals.retry_sheaf_fail),
     );
     Ok(RunReport {
         schema_version: SCHEMA_VERSION,
