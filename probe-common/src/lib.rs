@@ -854,11 +854,12 @@ pub mod bench_mode {
     pub const OFF: u32 = u32::MAX;
     pub const FREE_MASK: u32 = 0xff;
     pub const MEASURE: u32 = 1 << 8;
-    /// Count pairs, time no call (the samples with observers attached).
-    pub const UNTIMED: u32 = 1 << 9;
-    /// Mark each kfree_rcu_nolock() as the triggers do for the cheap
-    /// mode's observers (`observer_state::FREEING_OBJ`).
-    pub const MARKED: u32 = 1 << 10;
+    /// The samples with the observers attached: mark each
+    /// kfree_rcu_nolock() as the triggers do for the cheap mode's observers
+    /// (`observer_state::FREEING_OBJ`), and file the calls' times under
+    /// `bench_op::OBSERVED_*`, on the bare samples' schedule, so that both
+    /// pay the same for timing.
+    pub const OBSERVED: u32 = 1 << 10;
 }
 
 /// What one bench sample times (the second index of `bench_slot`).
@@ -871,8 +872,10 @@ pub mod bench_op {
     /// An empty timed call: what timing costs, which every other figure
     /// includes once.
     pub const CLOCK: u32 = 2;
-    pub const COUNT: usize = 3;
-    pub const NAMES: [&str; COUNT] = ["alloc", "free", "clock"];
+    /// ALLOC and FREE in the samples with the observers attached.
+    pub const OBSERVED_ALLOC: u32 = 3;
+    pub const OBSERVED_FREE: u32 = 4;
+    pub const COUNT: usize = 5;
 }
 
 /// Allocations and frees per system call of a bench thread: enough to

@@ -53,6 +53,9 @@ struct Counts {
     pairs: *mut u64,
     fails: *mut u64,
     measure: bool,
+    /// The `BENCH_HIST` and `BENCH_STATS` slots of its timed calls.
+    alloc_slot: u32,
+    free_slot: u32,
 }
 
 impl Counts {
@@ -163,11 +166,20 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
     else {
         return 0;
     };
-    let counts = Counts { pairs, fails, measure: mode & bench_mode::MEASURE != 0 };
+    let observed = mode & bench_mode::OBSERVED != 0;
+    let (alloc_op, free_op) = match observed {
+        true => (bench_op::OBSERVED_ALLOC, bench_op::OBSERVED_FREE),
+        false => (bench_op::ALLOC, bench_op::FREE),
+    };
+    let counts = Counts {
+        pairs,
+        fails,
+        measure: mode & bench_mode::MEASURE != 0,
+        alloc_slot: bench_slot(free, alloc_op),
+        free_slot: bench_slot(free, free_op),
+    };
     // SAFETY: this CPU's value of an existing slot.
-    let timed = counts.measure
-        && mode & bench_mode::UNTIMED == 0
-        && (unsafe { *pairs } / BENCH_BATCH as u64) % BENCH_TIMED_EVERY == 0;
+    let timed = counts.measure && (unsafe { *pairs } / BENCH_BATCH as u64) % BENCH_TIMED_EVERY == 0;
     let (size, flags) = (cfg.sizes[0], cfg.alloc_flags);
     if free == BenchFree::NativeKfreeRcuNolock as u32 {
         native(bench_loop::KFREE_RCU_NOLOCK, size, flags, &counts);
@@ -177,29 +189,28 @@ pub fn bench(_ctx: FEntryContext) -> u32 {
         native(bench_loop::KFREE_RCU, size, flags, &counts);
         return 0;
     }
-    if timed {
+    if timed && !observed {
         // What timing itself costs: an empty call.
         record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::CLOCK), CallTimer::start().took());
     }
     // One copy of the loop per pair and timing, each without a branch on
     // either inside it.
     match (free, timed) {
-        (f, true) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, true>(f, size, flags, &counts),
-        (f, false) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, false>(f, size, flags, &counts),
-        (f, true) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, true>(f, size, flags, &counts),
-        (f, false) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, false>(f, size, flags, &counts),
-        (f, false) if mode & bench_mode::MARKED != 0 => {
-            batch::<Marked<RcuNolock>, false>(f, size, flags, &counts)
-        }
-        (f, true) => batch::<RcuNolock, true>(f, size, flags, &counts),
-        (f, false) => batch::<RcuNolock, false>(f, size, flags, &counts),
+        (f, true) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, true>(size, flags, &counts),
+        (f, false) if f == BenchFree::KfreeNolock as u32 => batch::<Nolock, false>(size, flags, &counts),
+        (f, true) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, true>(size, flags, &counts),
+        (f, false) if f == BenchFree::ObjDrop as u32 => batch::<ObjDrop, false>(size, flags, &counts),
+        (_, true) if observed => batch::<Marked<RcuNolock>, true>(size, flags, &counts),
+        (_, false) if observed => batch::<Marked<RcuNolock>, false>(size, flags, &counts),
+        (_, true) => batch::<RcuNolock, true>(size, flags, &counts),
+        (_, false) => batch::<RcuNolock, false>(size, flags, &counts),
     }
     0
 }
 
 /// One batch of `P`'s pairs, each call timed when `TIMED`.
 #[inline(always)]
-fn batch<P: Pair, const TIMED: bool>(free: u32, size: u32, flags: u32, counts: &Counts) {
+fn batch<P: Pair, const TIMED: bool>(size: u32, flags: u32, counts: &Counts) {
     for _ in 0..BENCH_BATCH {
         let timer = TIMED.then(CallTimer::start);
         let obj = P::alloc(size, flags);
@@ -212,8 +223,8 @@ fn batch<P: Pair, const TIMED: bool>(free: u32, size: u32, flags: u32, counts: &
         P::free(obj);
         if let Some(t) = timer {
             let free_ns = t.took();
-            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::ALLOC), alloc_ns);
-            record(&BENCH_HIST, &BENCH_STATS, bench_slot(free, bench_op::FREE), free_ns);
+            record(&BENCH_HIST, &BENCH_STATS, counts.alloc_slot, alloc_ns);
+            record(&BENCH_HIST, &BENCH_STATS, counts.free_slot, free_ns);
         }
     }
     counts.batch_done();

@@ -140,6 +140,13 @@ pub struct ObservedRate {
     pub ops_per_s: Spread,
     /// Over the bare rate of the same round, one value per round.
     pub bare_ratio: Spread,
+    /// The calls' own times with the observers attached, timed on the
+    /// bare samples' schedule (absent in older results, whose observed
+    /// samples were not timed, nor for the loops in C).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<StageReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_call: Option<StageReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -348,6 +348,12 @@ pub fn bench_problems(report: &BenchReport, cpus: u32, samples: usize) -> Vec<St
                     "{name}: one rate with the path observers per round expected, got ratios {observed:?}"
                 ));
             }
+            // Timed on the bare samples' schedule, so that the ratio
+            // compares like with like.
+            let timed = f.observed.as_ref().and_then(|o| o.free_call.as_ref()).map_or(0, |d| d.all.count);
+            if !free.native() && timed == 0 {
+                problems.push(format!("{name}: no call timed with the path observers"));
+            }
         }
         if free.native() {
             if f.alloc.is_some() || f.free_call.is_some() {
@@ -711,11 +717,14 @@ mod tests {
             f.observed = Some(probe_result::bench::ObservedRate {
                 ops_per_s: probe_result::bench::Spread::of(vec![5.0, 6.0]),
                 bare_ratio: probe_result::bench::Spread::of(vec![0.5, 0.5]),
+                alloc: f.alloc.clone(),
+                free_call: f.free_call.clone(),
             });
         }
         b.frees = good.clone();
         assert_eq!(bench_problems(&b, 2, 2), Vec::<String>::new());
         good[4].observed.as_mut().unwrap().bare_ratio.samples.pop();
+        good[2].observed.as_mut().unwrap().free_call = None;
         bad.observed = good[1].observed.clone();
         native.observed = good[3].observed.clone();
         b.frees = vec![bad, good[2].clone(), native, good[4].clone()];
@@ -727,6 +736,7 @@ mod tests {
                 "kfree_nolock: 5 free_call times for 1000 pairs, about one in 8 expected",
                 "kfree_nolock: the kernel's slab statistics saw 743 such frees for 1000 pairs: \
                  {\"free_fastpath\": 743, \"free_slowpath\": 0}",
+                "bpf_obj_drop: no call timed with the path observers",
                 "native_kfree_rcu_nolock: one ratio to the loop in C per round expected, got [1.0, 0.99]",
                 "native_kfree_rcu_nolock: a loop in C has per-call times",
                 "native_kfree_rcu: one rate with the path observers per round expected, got ratios [0.5]",

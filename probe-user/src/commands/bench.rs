@@ -292,7 +292,7 @@ async fn measure(
                 // Observed calls are marked as the triggers mark theirs,
                 // so the observers see what they see in `run`.
                 let (flags, stats, with) = match observed {
-                    true => (bench_mode::UNTIMED | bench_mode::MARKED, None, " with the path observers"),
+                    true => (bench_mode::OBSERVED, None, " with the path observers"),
                     false => (0, Some(caches), ""),
                 };
                 let s = sample(probes, stop, footprint, m.free, flags, args, cpus, stats).await?;
@@ -426,6 +426,8 @@ fn free_report(m: &Measured, raw: &BenchRaw, native_rates: Option<&Vec<f64>>) ->
         bare_ratio: Spread::of(
             m.observed.iter().zip(&m.rates).filter(|(_, b)| **b > 0.0).map(|(o, b)| o / b).collect(),
         ),
+        alloc: stage(bench_op::OBSERVED_ALLOC),
+        free_call: stage(bench_op::OBSERVED_FREE),
     });
     FreeReport {
         free: m.free.name().to_string(),

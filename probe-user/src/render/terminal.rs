@@ -8,7 +8,7 @@ use probe_common::{Stage, Trigger, TriggerCounters, hist};
 use probe_result::{
     BenchReport, CutShort, Document, RunReport, Verdict,
     bench::Spread,
-    dist::{Bucket, Distribution},
+    dist::{Bucket, Distribution, StageReport},
     run::Observe,
 };
 
@@ -357,6 +357,21 @@ pub fn bench(b: &BenchReport) -> String {
         for (d, title) in [(&f.alloc, alloc), (&f.free_call, name.as_str()), (&f.clock, "clock")] {
             if let Some(d) = d {
                 s.push_str(&histogram(&format!("{name}_{title}_ns"), &d.all, &d.histogram));
+            }
+        }
+        if let Some(o) = &f.observed {
+            let p = |d: &Option<StageReport>| {
+                d.as_ref().map_or("-".into(), |d| {
+                    format!("{} / {}", human_ns(d.all.p50_ns), human_ns(d.all.p99_ns))
+                })
+            };
+            if o.alloc.is_some() || o.free_call.is_some() {
+                s.push_str(&format!(
+                    "{name} with the {} path observers: alloc p50 / p99 {}, free {}\n",
+                    b.plan.observe.name(),
+                    p(&o.alloc),
+                    p(&o.free_call)
+                ));
             }
         }
     }
