@@ -121,7 +121,7 @@ pub fn observers_for(preempt_rt: bool) -> impl Iterator<Item = &'static Observer
 /// Which observers a run or bench loads and attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObserverSet {
-    /// Follow objects to their reclaim (the follow, split and free-side
+    /// Follow objects to their reclaim (the follow and free-side
     /// observers).
     pub follow: bool,
     /// `--observe full`: the independent path observers too.
