@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use probe_result::Document;
+use probe_result::{Document, run::Observe};
 
 use crate::judge::gate;
 
@@ -30,6 +30,31 @@ fn coverage_lost(base: &Document, new: &Document) -> String {
     s
 }
 
+/// How a result told each call's path, where the mode shapes its figures:
+/// a run's, or a bench's with observed samples.
+fn observe_mode(doc: &Document) -> Option<Observe> {
+    match doc {
+        Document::Run(r) => Some(r.plan.observe),
+        Document::Bench(b) if b.plan.observers => Some(b.plan.observe),
+        _ => None,
+    }
+}
+
+/// A warning when the two results observed in different modes: the full
+/// mode's trampolines on `__kfree_rcu_sheaf()` are in its call times and
+/// rates, the cheap mode's are not.
+fn observe_note(base: &Document, new: &Document) -> String {
+    match (observe_mode(base), observe_mode(new)) {
+        (Some(b), Some(n)) if b != n => format!(
+            "note: the base observed in {} mode and the new result in {} mode (--observe): call times and \
+             rates carry different observer costs, so a change in them may be the tool's, not the kernel's\n",
+            b.name(),
+            n.name()
+        ),
+        _ => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     pub base: PathBuf,
@@ -50,6 +75,31 @@ pub fn compare(a: &CompareArgs) -> Result<bool> {
     let rows = gate::compare(&base, &new, &thresholds);
     let regressed = gate::describe_regressions(&rows);
     let last = if regressed.is_empty() { "no gated metric regressed\n" } else { &regressed };
-    super::print(&format!("{}{}{last}", gate::render(&rows), coverage_lost(&base, &new)))?;
+    super::print(&format!(
+        "{}{}{}{last}",
+        observe_note(&base, &new),
+        gate::render(&rows),
+        coverage_lost(&base, &new)
+    ))?;
     Ok(regressed.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn results_of_different_modes_get_a_note() {
+        let base = testing::committed_run("vm-debug-20s.json");
+        let mut new = base.clone();
+        new.plan.observe = Observe::Cheap;
+        let (base, new) = (Document::Run(Box::new(base)), Document::Run(Box::new(new)));
+        assert_eq!(observe_note(&base, &base), "");
+        let note = observe_note(&base, &new);
+        assert!(
+            note.starts_with("note: the base observed in full mode and the new result in cheap mode"),
+            "{note}"
+        );
+    }
 }
