@@ -74,8 +74,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub account: bool,
     /// Also sample every loop with the path observers that `run` uses
-    /// attached, in each round after the bare samples: the rate they keep
-    /// of the bare one, round by round (their calls are not timed).
+    /// attached, in each round after the bare samples (before them in
+    /// even rounds): the rate they keep of the bare one, round by round,
+    /// and the calls' times with them, timed as the bare ones are.
     #[arg(long)]
     pub observers: bool,
     /// Which path observers --observers attaches: cheap or full, as
