@@ -721,7 +721,10 @@ pub mod observer_state {
     pub const NOSPIN_IRQS_OFF_OBJ: u32 = 4;
     /// The tool's object whose kfree_rcu_nolock() runs innermost on this
     /// CPU (0: none), set and put back by the caller around the call: the
-    /// cheap mode's stand-in for the `__kfree_rcu_sheaf()` observers.
+    /// cheap mode's stand-in for the `__kfree_rcu_sheaf()` observers. Read
+    /// only while IN_TRIGGER_CALL is above 0, and cleared when it drops to
+    /// 0: preempted programs can end out of order and put back a mark
+    /// whose call is over.
     pub const FREEING_OBJ: u32 = 5;
     /// The fallen-back object the deferred work hands to kvfree_call_rcu()
     /// now (0: none): a sheaf that its second attempt completes goes to

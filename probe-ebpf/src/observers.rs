@@ -239,7 +239,14 @@ pub fn call_rcu(ctx: FEntryContext) -> u32 {
         // fallen-back object's second attempt, which the work makes
         // through kvfree_call_rcu(), where spinning is allowed. Otherwise
         // the irq_work, which only an NMI interrupts, is innermost.
-        let freeing = state(observer_state::FREEING_OBJ);
+        // A mark counts only while one of the tool's calls runs on this
+        // CPU: a mark left by calls that ended out of order (preempted
+        // programs) made the deferred work of healthy debug and RT
+        // kernels look like a broken rule in `all` soaks.
+        let freeing = match state(observer_state::IN_TRIGGER_CALL) {
+            0 => 0,
+            _ => state(observer_state::FREEING_OBJ),
+        };
         let own = tag.is_some() && last == freeing;
         let retry = deferred_work && last != 0 && last == state(observer_state::RETRY_OBJ);
         let path = if own || retry || (freeing != 0 && !deferred_work) {

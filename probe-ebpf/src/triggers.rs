@@ -24,7 +24,7 @@ use probe_common::{
 use crate::{
     counters::{
         COUNTERS, CallTimer, FreeMark, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count,
-        gp_elapsed, now, state, state_add, time_call, violated,
+        gp_elapsed, now, state, state_add, state_set, time_call, violated,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
     observers::mark_queued,
@@ -91,15 +91,28 @@ fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
     if state(observer_state::IN_TRIGGER_CALL) > 0 {
         count!(tag, calls_nested);
     }
-    state_add(observer_state::IN_TRIGGER_CALL, 1);
+    trigger_calls(1);
     let obj = allocate(tag, &cfg);
     if cfg.burst <= 1 || cpu >= MAX_HOLD_CPUS {
         release(&cfg, obj);
     } else {
         hold(tag, &cfg, cpu, obj);
     }
-    state_add(observer_state::IN_TRIGGER_CALL, -1);
+    trigger_calls(-1);
     0
+}
+
+/// Enters (1) or leaves (-1) the tool's allocations and frees on this CPU
+/// (`observer_state::IN_TRIGGER_CALL`). Programs in task context are
+/// preemptible, so two calls on one CPU can end out of order, and the
+/// later one then puts back a `FreeMark` whose call is over: once no call
+/// is left on the CPU, no mark may be either.
+#[inline(always)]
+fn trigger_calls(delta: i64) {
+    state_add(observer_state::IN_TRIGGER_CALL, delta);
+    if delta < 0 && state(observer_state::IN_TRIGGER_CALL) == 0 {
+        state_set(observer_state::FREEING_OBJ, 0);
+    }
 }
 
 /// Puts `obj` into the trigger's next `HELD` slot on this CPU; the hit that
@@ -146,9 +159,11 @@ pub fn release_held() {
         return;
     }
     let mut first = 0u64;
+    trigger_calls(1);
     // SAFETY: bpf_loop() calls the callback HELD_SLOTS times with its
     // index; the callback holds no reference across calls.
     unsafe { bpf_loop(HELD_SLOTS, release_held_slot as *mut c_void, (&raw mut first).cast(), 0) };
+    trigger_calls(-1);
 }
 
 /// bpf_loop() callback: frees what `HELD` slot `*first + index` holds.

@@ -65,8 +65,9 @@ pub fn counters<const N: usize>(caches: &[String], names: [&str; N]) -> Option<[
 
 /// The kernel's rcu-sheaf counts against the tool's: `tool_ok` objects
 /// into a sheaf and `tool_fail` failures, first and second attempts; with
-/// `--observe cheap` only the first attempts that went in are told
-/// (`tool_fail` None), and the rest is left with the other users'.
+/// `--observe cheap` only the first attempts that went in are told, less
+/// the fallbacks whose observer the kernel skipped (`tool_fail` None), and
+/// the rest is left with the other users'.
 pub fn cross_check(
     cache: &str,
     before: Option<Snapshot>,
@@ -108,10 +109,11 @@ pub fn cross_check(
         )
     } else {
         format!(
-            "the kernel counted {k_ok} rcu-sheaf frees and {k_fail} failures in {cache}; {tool_ok} were the tool's \
-             objects going in at the first attempt; the other {others_ok} and {others_fail} came from the tool's \
-             failures and second attempts (--observe cheap does not tell them; full does) and from other \
-             kfree_rcu() users of the same caches while the tool ran"
+            "the kernel counted {k_ok} rcu-sheaf frees and {k_fail} failures in {cache}; at least {tool_ok} were \
+             the tool's objects going in at the first attempt; the other {others_ok} and {others_fail} came from \
+             the tool's failures and second attempts (--observe cheap does not tell them, nor the fallbacks whose \
+             observer the kernel skipped; full does) and from other kfree_rcu() users of the same caches while \
+             the tool ran"
         )
     };
     CrossCheck {
