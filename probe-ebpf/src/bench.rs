@@ -20,7 +20,7 @@ use probe_common::{
 };
 
 use crate::{
-    counters::{CallTimer, FreeMark, RUN_CONFIG, add, record},
+    counters::{CallTimer, FreeMark, RUN_CONFIG, add, record, trigger_calls},
     kfuncs::{
         bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, bpf_nolock_bench_loop,
         nolock_probe_obj_drop, nolock_probe_obj_new,
@@ -116,9 +116,9 @@ impl Pair for Nolock {
     }
 }
 
-/// `P`'s free marked as the triggers mark theirs (`FreeMark`), for the
-/// samples with the observers attached, whose call_rcu() observer reads
-/// the mark in the cheap mode.
+/// `P`'s free counted and marked as the triggers count and mark theirs
+/// (`trigger_calls`, `FreeMark`), for the samples with the observers
+/// attached, whose call_rcu() observer reads the mark in the cheap mode.
 struct Marked<P>(PhantomData<P>);
 
 impl<P: Pair> Pair for Marked<P> {
@@ -129,9 +129,11 @@ impl<P: Pair> Pair for Marked<P> {
     }
     #[inline(always)]
     fn free(obj: *mut P::Obj) {
+        trigger_calls(1);
         let mark = FreeMark::start(obj as u64);
         P::free(obj);
         mark.end();
+        trigger_calls(-1);
     }
 }
 

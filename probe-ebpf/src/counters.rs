@@ -160,6 +160,19 @@ impl Drop for ToolClock {
     }
 }
 
+/// Enters (1) or leaves (-1) the tool's allocations and frees on this CPU
+/// (`observer_state::IN_TRIGGER_CALL`). Programs in task context are
+/// preemptible, so two calls on one CPU can end out of order, and the
+/// later one then puts back a `FreeMark` whose call is over: once no call
+/// is left on the CPU, no mark may be either.
+#[inline(always)]
+pub fn trigger_calls(delta: i64) {
+    state_add(observer_state::IN_TRIGGER_CALL, delta);
+    if delta < 0 && state(observer_state::IN_TRIGGER_CALL) == 0 {
+        state_set(observer_state::FREEING_OBJ, 0);
+    }
+}
+
 /// Marks the tool's kfree_rcu_nolock() of one object as the innermost
 /// running on this CPU (`observer_state::FREEING_OBJ`) until `end()`,
 /// which puts back the mark of the call it interrupted, if any: the

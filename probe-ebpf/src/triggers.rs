@@ -24,7 +24,7 @@ use probe_common::{
 use crate::{
     counters::{
         COUNTERS, CallTimer, FreeMark, HOLDING, IN_FLIGHT, LAST_CALL, RUN_CONFIG, ToolClock, count,
-        gp_elapsed, now, state, state_add, state_set, time_call, violated,
+        gp_elapsed, now, state, time_call, trigger_calls, violated,
     },
     kfuncs::{bpf_kfree_nolock, bpf_kfree_rcu_nolock, bpf_kmalloc_nolock, held_swap},
     observers::mark_queued,
@@ -100,19 +100,6 @@ fn exercise_at(trigger: Trigger, site: Option<LockedSite>) -> u32 {
     }
     trigger_calls(-1);
     0
-}
-
-/// Enters (1) or leaves (-1) the tool's allocations and frees on this CPU
-/// (`observer_state::IN_TRIGGER_CALL`). Programs in task context are
-/// preemptible, so two calls on one CPU can end out of order, and the
-/// later one then puts back a `FreeMark` whose call is over: once no call
-/// is left on the CPU, no mark may be either.
-#[inline(always)]
-fn trigger_calls(delta: i64) {
-    state_add(observer_state::IN_TRIGGER_CALL, delta);
-    if delta < 0 && state(observer_state::IN_TRIGGER_CALL) == 0 {
-        state_set(observer_state::FREEING_OBJ, 0);
-    }
 }
 
 /// Puts `obj` into the trigger's next `HELD` slot on this CPU; the hit that
