@@ -100,8 +100,14 @@ impl RunReport {
 
     /// Recursion misses of the observers that decide a free's path.
     pub fn path_misses(&self) -> u64 {
-        probe_common::programs::path_deciders().filter_map(|p| self.recursion_misses.get(p)).sum()
+        path_misses(&self.recursion_misses)
     }
+}
+
+/// Of `recursion_misses` (program to runs the kernel skipped), those of
+/// the observers that decide a free's path.
+pub fn path_misses(recursion_misses: &BTreeMap<String, u64>) -> u64 {
+    probe_common::programs::path_deciders().filter_map(|p| recursion_misses.get(p)).sum()
 }
 
 /// What a run does: the command line over the scenario over the defaults.

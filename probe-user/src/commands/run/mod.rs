@@ -22,8 +22,10 @@ use probe_result::{
     batching::Batching,
     checks,
     kernel::BpfCost,
-    run::Observe,
-    run::{ExpeditedReport, InFlightReport, Latency, LoadInfo, NmiSourceReport, RunInfo, TriggerReport},
+    run::{
+        self, ExpeditedReport, InFlightReport, Latency, LoadInfo, NmiSourceReport, Observe, RunInfo,
+        TriggerReport,
+    },
 };
 
 pub use self::plan::cpus_in;
@@ -327,6 +329,8 @@ fn collect(
             / sizes.len().max(1) as f64;
         Batching::new(&paths, &in_flight, elapsed_s, bytes)
     });
+    let recursion_misses: BTreeMap<String, u64> =
+        programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect();
     // In cheap mode a run of the fallback's observer that the kernel
     // skipped leaves a fallback counted as a sheaf: the tool's sure count
     // is the sheaf count less those.
@@ -334,12 +338,7 @@ fn collect(
         Observe::Full => {
             (totals.sheaf + totals.retry_sheaf, Some(totals.sheaf_fail + totals.retry_sheaf_fail))
         }
-        Observe::Cheap => {
-            let skipped: u64 = probe_common::programs::path_deciders()
-                .filter_map(|p| programs.get(p).map(|s| s.recursion_misses))
-                .sum();
-            (totals.sheaf.saturating_sub(skipped), None)
-        }
+        Observe::Cheap => (totals.sheaf.saturating_sub(run::path_misses(&recursion_misses)), None),
     };
     let slub_stats =
         slub_stats::cross_check(&setup.caches.join(" + "), a.slub_before, slub_after, tool_ok, tool_fail);
@@ -374,7 +373,7 @@ fn collect(
         violations,
         slub_stats,
         kernel_log: observed.log.report(),
-        recursion_misses: programs.iter().map(|(name, s)| (name.clone(), s.recursion_misses)).collect(),
+        recursion_misses,
         bpf_cost: Some(BpfCost::new(&programs, elapsed_s, online.len())),
         programs,
         checks: Vec::new(),
