@@ -7,7 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConsoleReport, SCHEMA_VERSION, Verdict, kernel::Finding, progress::Progress};
+use crate::{
+    ConsoleReport, SCHEMA_VERSION, Verdict,
+    kernel::Finding,
+    progress::{FirstFailure, Progress},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CutShort {
@@ -64,17 +68,23 @@ impl Crash {
 
 impl CutShort {
     /// The document for a run whose last complete progress line was
-    /// `last` (of `lines`), ended by `crash`. The console is added after.
-    pub fn new(last: Progress, lines: usize, crash: Crash) -> CutShort {
+    /// `last` (of `lines`), ended by `crash`; `logged` is the first failure
+    /// the tool put in the kernel log, which reaches the console when the
+    /// stream's last lines do not. The console is added after.
+    pub fn new(last: Progress, lines: usize, crash: Crash, logged: Option<FirstFailure>) -> CutShort {
         let when = match (crash.run_s, crash.uptime_s) {
             (Some(run_s), Some(up)) => {
                 format!("at {run_s:.1} s of {} s (guest uptime {up:.1} s)", last.duration_s)
             }
             _ => format!("after {:.0} s of {} s (its last progress line)", last.elapsed_s, last.duration_s),
         };
-        let before = match &last.first_failure {
-            Some(f) => format!("before it, at {:.0} s: {}", f.at_s, f.reason),
-            None => format!("before it: no invariant had failed after {:.0} s", last.elapsed_s),
+        let before = match (&last.first_failure, logged) {
+            (Some(f), _) => format!("before it, at {:.0} s: {}", f.at_s, f.reason),
+            (None, Some(f)) => format!(
+                "before it, at {:.0} s: {} (from the kernel log: the stream's last line came before it)",
+                f.at_s, f.reason
+            ),
+            (None, None) => format!("before it: no invariant had failed after {:.0} s", last.elapsed_s),
         };
         let verdict =
             Verdict { pass: false, reasons: vec![format!("cut short {when}: {}", crash.what), before] };
@@ -95,7 +105,7 @@ mod tests {
     use probe_common::Trigger;
 
     use super::*;
-    use crate::{progress::FirstFailure, testing::counters};
+    use crate::testing::counters;
 
     fn last(first_failure: Option<FirstFailure>) -> Progress {
         Progress {
@@ -119,7 +129,7 @@ mod tests {
     fn the_verdict_names_the_crash_and_when_and_what_came_before() {
         let crash = Crash::new(Some((panic_line(), Some(31.25))), None, &last(None));
         assert_eq!(crash.run_s, Some(10.75));
-        let c = CutShort::new(last(None), 10, crash);
+        let c = CutShort::new(last(None), 10, crash.clone(), None);
         assert!(!c.verdict.pass);
         assert_eq!(
             c.verdict.reasons,
@@ -130,7 +140,20 @@ mod tests {
             ]
         );
         let failed = FirstFailure { at_s: 7.0, reason: "premature free: 3 objects (hrtimer 3)".into() };
-        let c = CutShort::new(last(Some(failed.clone())), 10, Crash::new(None, Some(2), &last(Some(failed))));
+        let logged = FirstFailure { at_s: 10.2, reason: "double free: 2 calls (hrtimer 2)".into() };
+        let c = CutShort::new(last(None), 10, crash, Some(logged.clone()));
+        assert_eq!(
+            c.verdict.reasons[1],
+            "before it, at 10 s: double free: 2 calls (hrtimer 2) (from the kernel log: the stream's last line \
+             came before it)"
+        );
+        // The stream's own failure came first, so it is the one named.
+        let c = CutShort::new(
+            last(Some(failed.clone())),
+            10,
+            Crash::new(None, Some(2), &last(Some(failed.clone()))),
+            Some(logged),
+        );
         assert_eq!(
             c.verdict.reasons,
             [

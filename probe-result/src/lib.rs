@@ -176,18 +176,21 @@ impl Document {
     /// its result: a [`CutShort`] from the last complete line of `stream`
     /// (what `run --stream` wrote) and how the guest ended (`first`, the
     /// console's first finding with its printk timestamp, and nolock-probe's
-    /// `exit` status), or the stub when no progress line came.
+    /// `exit` status), or the stub when no progress line came; `logged` is
+    /// the first failure the tool put in the kernel log, named when the
+    /// last line has none.
     pub fn stopped(
         stream: &str,
         first: Option<(kernel::Finding, Option<f64>)>,
         exit: Option<i32>,
         console: ConsoleReport,
+        logged: Option<progress::FirstFailure>,
     ) -> Document {
         let Some((last, lines)) = progress::last_complete(stream) else {
             return Document::incomplete(console);
         };
         let crash = cut_short::Crash::new(first, exit, &last);
-        let mut doc = Document::CutShort(Box::new(CutShort::new(last, lines, crash)));
+        let mut doc = Document::CutShort(Box::new(CutShort::new(last, lines, crash, logged)));
         doc.add_console(console);
         doc
     }
@@ -300,7 +303,7 @@ mod tests {
         let panic =
             kernel::Finding { category: "panic".into(), line: "Kernel panic - not syncing: sysrq".into() };
         let console = ConsoleReport { log: "c.log".into(), findings: vec![panic.clone()] };
-        let stub = Document::stopped("", Some((panic.clone(), Some(40.0))), None, console.clone());
+        let stub = Document::stopped("", Some((panic.clone(), Some(40.0))), None, console.clone(), None);
         assert!(matches!(stub, Document::Incomplete(_)));
 
         let mut latch = progress::Latch::default();
@@ -320,7 +323,7 @@ mod tests {
             stream += &(serde_json::to_string(&latch.line(p).0).unwrap() + "\n");
         }
         stream += "{\"schema_version\": 2, \"scen";
-        let doc = Document::stopped(&stream, Some((panic, Some(33.5))), None, console);
+        let doc = Document::stopped(&stream, Some((panic, Some(33.5))), None, console, None);
         let Document::CutShort(c) = &doc else { panic!("not cut short: {doc:?}") };
         assert_eq!((c.progress_lines, c.last_progress.elapsed_s), (2, 2.0));
         assert_eq!(

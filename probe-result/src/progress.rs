@@ -48,6 +48,29 @@ pub struct FirstFailure {
     pub reason: String,
 }
 
+/// What a first failure's line in the kernel log starts with.
+const LOG_PREFIX: &str = "nolock-probe: first failure at ";
+
+impl FirstFailure {
+    /// The failure as one line for the kernel log (/dev/kmsg). The kernel
+    /// flushes its log to the console when it panics, where a stream port's
+    /// pending bytes are lost: the line gets out even when the kernel dies
+    /// within milliseconds of the violation the tool caught.
+    pub fn log_line(&self) -> String {
+        format!("{LOG_PREFIX}{:.3} s: {}", self.at_s, self.reason)
+    }
+
+    /// The failure a console line holds, if it is one of [`log_line`]'s
+    /// (with or without the kernel's timestamp before it).
+    ///
+    /// [`log_line`]: FirstFailure::log_line
+    pub fn from_log_line(line: &str) -> Option<FirstFailure> {
+        let rest = &line[line.find(LOG_PREFIX)? + LOG_PREFIX.len()..];
+        let (at, reason) = rest.split_once(" s: ")?;
+        Some(FirstFailure { at_s: at.trim().parse().ok()?, reason: reason.trim_end().to_string() })
+    }
+}
+
 /// Makes the lines of one stream, latching the first failure across runs.
 #[derive(Debug, Clone, Default)]
 pub struct Latch {
@@ -102,6 +125,18 @@ mod tests {
             in_flight: Some(3),
             first_failure: None,
         }
+    }
+
+    #[test]
+    fn a_first_failure_goes_through_the_kernel_log_and_back() {
+        let f = FirstFailure { at_s: 0.0291, reason: "double free: 3 kfree_rcu_nolock() calls: x".into() };
+        let line = format!("[    9.987654] {}", f.log_line());
+        assert_eq!(
+            FirstFailure::from_log_line(&line),
+            Some(FirstFailure { at_s: 0.029, reason: f.reason.clone() })
+        );
+        assert_eq!(FirstFailure::from_log_line("[ 1.0] nolock-probe: 3 triggers attached"), None);
+        assert_eq!(FirstFailure::from_log_line("nolock-probe: first failure at soon s: x"), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::{
 use anyhow::{Context, Result};
 
 use probe_common::console;
-use probe_result::{ConsoleReport, Document, kernel::Finding};
+use probe_result::{ConsoleReport, Document, kernel::Finding, progress::FirstFailure};
 
 use crate::{coverage::gcov, kernel::Image, root::Root};
 
@@ -136,6 +136,8 @@ pub struct Outcome {
     pub findings: Vec<Finding>,
     /// The guest's uptime at the first finding (its printk timestamp).
     pub first_finding_uptime_s: Option<f64>,
+    /// The first failure nolock-probe put in the kernel log.
+    pub logged_failure: Option<FirstFailure>,
     /// The JSON, when nolock-probe wrote one.
     pub json: Option<PathBuf>,
     pub console_log: PathBuf,
@@ -245,7 +247,7 @@ pub fn with_console(report: Option<Document>, stream: &str, outcome: &Outcome) -
         }
         None => {
             let first = outcome.findings.first().map(|f| (f.clone(), outcome.first_finding_uptime_s));
-            Document::stopped(stream, first, outcome.exit, console)
+            Document::stopped(stream, first, outcome.exit, console, outcome.logged_failure.clone())
         }
     }
 }
@@ -367,6 +369,7 @@ impl VmRun<'_> {
             exit: None,
             findings: Vec::new(),
             first_finding_uptime_s: None,
+            logged_failure: None,
             json: None,
             console_log: console_log.clone(),
             tail: Vec::new(),
@@ -414,6 +417,9 @@ impl VmRun<'_> {
             }
             if in_kunit {
                 outcome.kunit.push(console::strip_timestamp(&line).to_string());
+            }
+            if outcome.logged_failure.is_none() {
+                outcome.logged_failure = FirstFailure::from_log_line(&line);
             }
             if let Some(rc) = line.strip_prefix(EXIT_MARKER) {
                 outcome.exit = rc.trim().parse().ok();
@@ -531,6 +537,7 @@ mod tests {
             exit: None,
             findings,
             first_finding_uptime_s: None,
+            logged_failure: None,
             json: None,
             console_log: PathBuf::from("c.log"),
             tail: vec![],

@@ -172,6 +172,46 @@ impl Probes {
     }
 }
 
+/// Keeps the calling thread at SCHED_FIFO 1 while it lives, above every
+/// ordinary task and below the kernel's own real-time threads: the watch
+/// during a stress. It sleeps but for a few milliseconds a second; when
+/// the BPF side sends an alert it must run at once, since a kernel that
+/// queued an object twice crashes on it a grace period later (tens of
+/// milliseconds under TCG). At its usual priority it shares its CPU with
+/// the load generator and the triggers' task-context work, and in one CI
+/// run of the double-queue fault kernel the kernel crashed before the
+/// watch had streamed the alert it held. Without the privilege it stays
+/// as it was.
+pub struct Prompt {
+    old: Option<(libc::c_int, libc::sched_param)>,
+}
+
+impl Prompt {
+    pub fn raise() -> Prompt {
+        // SAFETY: scheduling calls on the calling thread (0) with params
+        // this function owns.
+        unsafe {
+            let policy = libc::sched_getscheduler(0);
+            let mut old: libc::sched_param = std::mem::zeroed();
+            libc::sched_getparam(0, &mut old);
+            let fifo = libc::sched_param { sched_priority: 1 };
+            let raised = policy >= 0
+                && policy != libc::SCHED_FIFO
+                && libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) == 0;
+            Prompt { old: raised.then_some((policy, old)) }
+        }
+    }
+}
+
+impl Drop for Prompt {
+    fn drop(&mut self) {
+        if let Some((policy, old)) = self.old {
+            // SAFETY: as in `raise`.
+            unsafe { libc::sched_setscheduler(0, policy, &old) };
+        }
+    }
+}
+
 /// Runs `f`, which reads maps while the observers are attached, at
 /// real-time priority. bpf() raises its CPU's `bpf_prog_active` while it
 /// copies a map, and should the reader be preempted there, every kprobe

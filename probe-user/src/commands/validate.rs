@@ -162,7 +162,8 @@ mod tests {
         };
         let stream = serde_json::to_string(&line).unwrap() + "\n";
         let stopped = |stream: &str| {
-            let doc = Document::stopped(stream, Some((panic.clone(), Some(32.0))), None, console.clone());
+            let doc =
+                Document::stopped(stream, Some((panic.clone(), Some(32.0))), None, console.clone(), None);
             serde_json::to_value(&doc).unwrap()
         };
         let (cut, stub) = (stopped(&stream), stopped(""));

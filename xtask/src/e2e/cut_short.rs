@@ -67,7 +67,7 @@ mod tests {
             line: "Kernel panic - not syncing: sysrq triggered crash".into(),
         };
         let stream = serde_json::to_string(&line).unwrap() + "\n";
-        match Document::stopped(&stream, Some((f, uptime)), None, ConsoleReport::default()) {
+        match Document::stopped(&stream, Some((f, uptime)), None, ConsoleReport::default(), None) {
             Document::CutShort(c) => *c,
             other => panic!("not cut short: {other:?}"),
         }

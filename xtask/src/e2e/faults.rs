@@ -319,16 +319,28 @@ fn double_queue(doc: &Document) -> Vec<String> {
         }
         Document::CutShort(c) => {
             let mut problems = Vec::new();
-            match c.last_progress.first_failure.as_ref() {
-                Some(f) if f.reason.starts_with("double free: ") => {}
-                other => problems.push(format!("the streamed first failure is not a double free: {other:?}")),
-            }
-            if !c.verdict.reasons.get(1).is_some_and(|r| r.contains("double free: ")) {
+            let before = c.verdict.reasons.get(1).map_or("", String::as_str);
+            if !before.contains("double free: ") {
                 problems.push(format!("the verdict does not name the double free: {:?}", c.verdict.reasons));
             }
-            let queued: u64 = c.last_progress.triggers.values().map(|t| t.double_queued).sum();
-            let sheaf: u64 = c.last_progress.triggers.values().map(|t| t.sheaf).sum();
-            bound(&mut problems, "streamed calls queued twice", queued, 1, double_queue_most(sheaf));
+            match c.last_progress.first_failure.as_ref() {
+                Some(f) if f.reason.starts_with("double free: ") => {
+                    let queued: u64 = c.last_progress.triggers.values().map(|t| t.double_queued).sum();
+                    let sheaf: u64 = c.last_progress.triggers.values().map(|t| t.sheaf).sum();
+                    bound(&mut problems, "streamed calls queued twice", queued, 1, double_queue_most(sheaf));
+                }
+                // The kernel died before the stream's line with the failure
+                // got out; the line the tool put in the kernel log did.
+                None if before.contains("(from the kernel log") => {
+                    let n = before
+                        .split_once("double free: ")
+                        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u64>().ok());
+                    if !n.is_some_and(|n| n >= 1) {
+                        problems.push(format!("the logged double free has no count: {before}"));
+                    }
+                }
+                other => problems.push(format!("the streamed first failure is not a double free: {other:?}")),
+            }
             problems
         }
         _ => {
@@ -430,6 +442,34 @@ mod tests {
         for f in &FAULTS {
             assert!(!f.problems(&healthy).is_empty(), "{} finds its fault in a healthy run", f.name);
         }
+    }
+
+    /// A kernel that died before the stream's line with the double free got
+    /// out: the line the tool put in the kernel log is the evidence.
+    #[test]
+    fn a_double_free_only_the_kernel_log_kept_still_shows() {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        let Document::CutShort(c) =
+            Document::read(&std::path::PathBuf::from(dir).join("../results/fault-double-queue.json"))
+                .unwrap()
+        else {
+            panic!("the committed double-queue run is not cut short")
+        };
+        let mut early = c.last_progress.clone();
+        let logged = early.first_failure.take().unwrap();
+        early.triggers.values_mut().for_each(|t| *t = Default::default());
+        let cut = |logged| {
+            Document::CutShort(Box::new(probe_result::CutShort::new(
+                early.clone(),
+                1,
+                c.crash.clone(),
+                logged,
+            )))
+        };
+        let problems = fault("double-queue").problems(&cut(Some(logged)));
+        assert!(problems.is_empty(), "{problems:#?}");
+        let problems = fault("double-queue").problems(&cut(None));
+        assert_eq!(problems.len(), 2, "{problems:#?}");
     }
 
     /// Another class's reason, or counts beyond the fault's reach, fail.

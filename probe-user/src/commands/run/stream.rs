@@ -12,6 +12,10 @@ use probe_result::progress::{Latch, Progress};
 pub struct Stream {
     out: Box<dyn Write>,
     name: String,
+    /// The kernel log, where the first failure goes too: the kernel flushes
+    /// it to the console when it panics, while the bytes of a line still in
+    /// the stream port's buffer are lost. None where it cannot be written.
+    kmsg: Option<std::fs::File>,
     latch: Latch,
     /// A write failed: said once, and no more lines are tried.
     broken: bool,
@@ -36,13 +40,16 @@ impl Stream {
                 .with_context(|| format!("cannot open --stream {} to write progress to", path.display()))?;
             (Box::new(file), path.display().to_string())
         };
-        Ok(Stream { out, name, latch: Latch::default(), broken: false })
+        let kmsg = OpenOptions::new().write(true).open("/dev/kmsg").ok();
+        Ok(Stream { out, name, kmsg, latch: Latch::default(), broken: false })
     }
 
     /// Writes the line for `p`, with the first failure latched, and flushes
-    /// it. A failure seen for the first time is said on stderr too (the
-    /// console). A write that fails is said once and streaming stops: the
-    /// run goes on, its result is what counts.
+    /// it. A failure seen for the first time goes first into the kernel log
+    /// (a short write the kernel keeps through a panic, where the line may
+    /// be lost: a double-queued object crashes the kernel one grace period
+    /// later) and to stderr. A write that fails is said once and streaming
+    /// stops: the run goes on, its result is what counts.
     pub fn write(&mut self, mut p: Progress) {
         // Milliseconds are all a second's line can tell; more digits are noise.
         let ms = |s: f64| (s * 1e3).round() / 1e3;
@@ -50,6 +57,10 @@ impl Stream {
         p.uptime_s = p.uptime_s.map(ms);
         let (line, fresh) = self.latch.line(p);
         if let (true, Some(f)) = (fresh, &line.first_failure) {
+            if let Some(kmsg) = &mut self.kmsg {
+                // One write() is one record; the console shows it as a line.
+                let _ = kmsg.write_all(f.log_line().as_bytes());
+            }
             eprintln!("nolock-probe: at {:.0}s: {}", f.at_s, f.reason);
         }
         if self.broken {

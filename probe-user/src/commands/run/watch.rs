@@ -17,7 +17,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 
 use super::stream::{self, Stream};
 use crate::{
-    bpf::{Probes, unpreempted},
+    bpf::{Probes, Prompt, unpreempted},
     footprint::{Footprint, activity},
     render::terminal,
     stress::{load_gen::LoadGen, stop::Stop},
@@ -54,6 +54,7 @@ pub async fn watch(
     repeat: u32,
 ) -> Result<Watched> {
     let Outputs { mut stream, alerts } = out;
+    let _prompt = Prompt::raise();
     let mut footprint = Footprint::start();
     // Without a stream there is nowhere to send an alert sooner than the
     // report: leave the ring buffer alone.
@@ -86,6 +87,13 @@ pub async fn watch(
         in_flight: in_flight_now,
         first_failure: None,
     };
+    // A first line at once: should the kernel die before the first second's,
+    // the run is still known to have started, and the result is cut short
+    // rather than a stub.
+    if let Some(s) = stream.as_deref_mut() {
+        let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
+        footprint.charge(activity::OUTPUT, || s.write(line(per_trigger, in_flight_of(plan, &now))));
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
