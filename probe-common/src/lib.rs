@@ -857,13 +857,18 @@ pub mod bench_mode {
     pub const OFF: u32 = u32::MAX;
     pub const FREE_MASK: u32 = 0xff;
     pub const MEASURE: u32 = 1 << 8;
-    /// The samples with the observers attached: mark each
-    /// kfree_rcu_nolock() as the triggers do for the cheap mode's observers
-    /// (`observer_state::FREEING_OBJ`), and file the calls' times under
-    /// `bench_op::OBSERVED_*`, on the bare samples' schedule, so that both
-    /// pay the same for timing.
+    /// The samples with run's observers attached: the kfree_rcu_nolock()
+    /// loop's pairs go through the triggers' own allocate and release
+    /// (`BENCH_TAG`: counted, marked for the cheap mode's observers,
+    /// followed in `IN_FLIGHT`, their calls timed), and the calls' times
+    /// are filed under `bench_op::OBSERVED_*`, on the bare samples'
+    /// schedule, so that both pay the same for the bench's timing.
     pub const OBSERVED: u32 = 1 << 10;
 }
+
+/// The counters slot (a trigger's tag) of the bench's observed
+/// kfree_rcu_nolock() pairs: no trigger's, so `run` never reads it.
+pub const BENCH_TAG: u32 = MAX_TRIGGERS - 1;
 
 /// What one bench sample times (the second index of `bench_slot`).
 pub mod bench_op {

@@ -271,6 +271,7 @@ mod tests {
         for (i, a) in Trigger::ALL.iter().enumerate() {
             assert_eq!(*a as usize, i, "ALL is in tag order");
             assert!((*a as u32) < crate::MAX_TRIGGERS);
+            assert_ne!(*a as u32, crate::BENCH_TAG, "the bench's counters slot is no trigger's");
             assert_eq!(Trigger::from_name(a.name()), Some(*a));
             for b in &Trigger::ALL[i + 1..] {
                 assert_ne!(a.name(), b.name());

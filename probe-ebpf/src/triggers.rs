@@ -164,7 +164,7 @@ extern "C" fn release_held_slot(index: u64, first: *mut c_void) -> i64 {
 
 /// Allocates one object, or returns NULL when the kernel said no.
 #[inline(always)]
-fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
+pub(crate) fn allocate(tag: u32, cfg: &RunConfig) -> *mut NolockObj {
     count!(tag, calls);
     // `get` and `checked_rem`, not indexing and `%`: a panic path is code
     // the verifier refuses (it never ends in an exit).
@@ -221,7 +221,7 @@ const EEXIST: i32 = 17;
 /// Frees an object with kfree_rcu_nolock(), or kfree_nolock() for the
 /// configured share, counted for the trigger that allocated it.
 #[inline(always)]
-fn release(cfg: &RunConfig, obj: *mut NolockObj) {
+pub(crate) fn release(cfg: &RunConfig, obj: *mut NolockObj) {
     if obj.is_null() {
         return;
     }

@@ -61,6 +61,12 @@ pub struct BenchPlan {
     /// the cheap mode.
     #[serde(default)]
     pub observe: crate::run::Observe,
+    /// The observed samples had run's whole set attached (the following
+    /// and free-side observers too), and their kfree_rcu_nolock() pairs
+    /// were made as a trigger makes them (followed in `IN_FLIGHT`); false
+    /// in results from before, which had the path observers only.
+    #[serde(default)]
+    pub run_observers: bool,
     /// One batch in this many timed each call (0 in older results: every
     /// call was timed, and the loops ran one after the other).
     #[serde(default)]
@@ -110,8 +116,9 @@ pub struct FreeReport {
     /// loop was not benched.
     #[serde(default)]
     pub native_ratio: Option<Spread>,
-    /// With `--observers`: the rate with the path observers attached, and
-    /// its ratio to the bare rate of the same round.
+    /// With `--observers`: the rate with the observers attached (run's
+    /// whole set when `plan.run_observers`), and its ratio to the bare
+    /// rate of the same round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedRate>,
     pub per_cpu: Vec<CpuOps>,

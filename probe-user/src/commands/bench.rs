@@ -73,10 +73,12 @@ pub struct BenchArgs {
     /// Allocate with __GFP_ACCOUNT.
     #[arg(long)]
     pub account: bool,
-    /// Also sample every loop with the path observers that `run` uses
-    /// attached, in each round after the bare samples (before them in
-    /// even rounds): the rate they keep of the bare one, round by round,
-    /// and the calls' times with them, timed as the bare ones are.
+    /// Also sample every loop with run's observers attached (the path
+    /// observers, and those that follow objects to their reclaim and
+    /// watch the free side), the kfree_rcu_nolock() pairs made as a
+    /// trigger makes them (counted, timed, followed), in each round after
+    /// the bare samples (before them in even rounds): the rate they keep
+    /// of the bare one, round by round, and the calls' times with them.
     #[arg(long)]
     pub observers: bool,
     /// Which path observers --observers attaches: cheap or full, as
@@ -109,7 +111,8 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let mut sizes = RunConfig::DEFAULT.sizes;
     sizes[0] = args.payload_size;
     let observe = args.observe.unwrap_or(Observe::Cheap);
-    let set = ObserverSet { follow: false, full: observe == Observe::Full };
+    // Run's whole set: following is what run does by default.
+    let set = ObserverSet { follow: true, full: observe == Observe::Full };
     let cfg = RunConfig {
         sizes,
         n_sizes: 1,
@@ -173,6 +176,7 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
             batch: BENCH_BATCH,
             observers: args.observers,
             observe,
+            run_observers: args.observers,
             timed_every: BENCH_TIMED_EVERY,
             settle_ms: args.settle_ms,
         },
@@ -233,7 +237,7 @@ struct Measured {
     elapsed: Duration,
     /// The slab statistics summed over the loop's samples, when readable.
     slub_stats: Option<[u64; SLUB_COUNTERS.len()]>,
-    /// Pairs per second with the path observers attached, one per round
+    /// Pairs per second with run's observers attached, one per round
     /// (`--observers`).
     observed: Vec<f64>,
 }
@@ -290,10 +294,10 @@ async fn measure(
             // follows the same one.
             for k in 0..n {
                 let m = &mut measured[(k + round as usize - 1) % n];
-                // Observed calls are marked as the triggers mark theirs,
-                // so the observers see what they see in `run`.
+                // Observed pairs are made as the triggers make theirs, so
+                // the observers do what they do in `run`.
                 let (flags, stats, with) = match observed {
-                    true => (bench_mode::OBSERVED, None, " with the path observers"),
+                    true => (bench_mode::OBSERVED, None, " with run's observers"),
                     false => (0, Some(caches), ""),
                 };
                 let s = sample(probes, stop, footprint, m.free, flags, args, cpus, stats).await?;
@@ -317,7 +321,15 @@ async fn measure(
                 }
             }
             if observed {
-                footprint.charge(activity::ATTACH, || probes.detach_observers());
+                // Every followed object is reclaimed, and so leaves
+                // IN_FLIGHT, before the observers that see it go: one left
+                // there would read as reused once its memory came back.
+                probes.set_bench_mode(bench_mode::OFF)?;
+                footprint.charge(activity::ATTACH, || -> Result<()> {
+                    probes.drain()?;
+                    probes.detach_observers();
+                    Ok(())
+                })?;
             }
             if interrupted {
                 break 'rounds;

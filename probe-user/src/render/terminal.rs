@@ -323,7 +323,10 @@ pub fn bench(b: &BenchReport) -> String {
             "median",
             "x C (median)",
             if observed {
-                format!("  x bare with {} observers (median)", b.plan.observe.name())
+                match b.plan.run_observers {
+                    true => format!("  x bare with run's observers, {} (median)", b.plan.observe.name()),
+                    false => format!("  x bare with {} observers (median)", b.plan.observe.name()),
+                }
             } else {
                 String::new()
             }
@@ -367,8 +370,11 @@ pub fn bench(b: &BenchReport) -> String {
             };
             if o.alloc.is_some() || o.free_call.is_some() {
                 s.push_str(&format!(
-                    "{name} with the {} path observers: alloc p50 / p99 {}, free {}\n",
-                    b.plan.observe.name(),
+                    "{name} with {}: alloc p50 / p99 {}, free {}\n",
+                    match b.plan.run_observers {
+                        true => format!("run's observers ({} path observers)", b.plan.observe.name()),
+                        false => format!("the {} path observers", b.plan.observe.name()),
+                    },
                     p(&o.alloc),
                     p(&o.free_call)
                 ));
