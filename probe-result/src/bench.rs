@@ -154,6 +154,28 @@ pub struct ObservedRate {
     pub alloc: Option<StageReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_call: Option<StageReport>,
+    /// With run's observers, for the kfree_rcu_nolock() loop: what they
+    /// did with its objects over the whole bench, which shows that they
+    /// followed them (absent in older results and for the other loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followed: Option<FollowedObjects>,
+}
+
+/// The bench's observed kfree_rcu_nolock() objects, as run counts a
+/// trigger's (`probe_common::BENCH_TAG`), after the last drain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FollowedObjects {
+    /// Handed to kfree_rcu_nolock().
+    pub freed: u64,
+    /// Seen reclaimed by the reclaim observers.
+    pub reclaimed: u64,
+    /// Not followed: `IN_FLIGHT` was full.
+    pub untracked: u64,
+    /// Into the rcu sheaf and to the fallback, as the path observers told.
+    pub sheaf: u64,
+    pub fallback: u64,
+    /// Reclaimed before their grace period ended.
+    pub premature: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

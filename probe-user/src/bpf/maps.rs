@@ -75,7 +75,12 @@ impl Probes {
 
     /// Per-CPU counters of `trigger`, indexed by CPU id.
     pub fn counters(&self, trigger: Trigger) -> Result<Vec<TriggerCounters>> {
-        self.all_cpus("COUNTERS", trigger as u32)
+        self.counters_of(trigger as u32)
+    }
+
+    /// The counters of slot `tag` (a trigger's, or the bench's `BENCH_TAG`).
+    pub fn counters_of(&self, tag: u32) -> Result<Vec<TriggerCounters>> {
+        self.all_cpus("COUNTERS", tag)
     }
 
     /// The latency maps, per CPU in `cpus`.

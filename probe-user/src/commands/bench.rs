@@ -17,18 +17,18 @@ use std::{
 use anyhow::{Result, bail};
 use clap::Args;
 use probe_common::{
-    BENCH_BATCH, BENCH_OBJ_SIZE, BENCH_TIMED_EVERY, BenchFree, MAX_PAYLOAD, NolockObj, RunConfig,
-    alloc_flags, bench_mode, bench_op, bench_slot, programs::ObserverSet,
+    BENCH_BATCH, BENCH_OBJ_SIZE, BENCH_TAG, BENCH_TIMED_EVERY, BenchFree, MAX_PAYLOAD, NolockObj, RunConfig,
+    TriggerCounters, alloc_flags, bench_mode, bench_op, bench_slot, programs::ObserverSet,
 };
 use probe_result::{
     Document, SCHEMA_VERSION, Tool, Verdict,
-    bench::{BenchPlan, BenchReport, BenchRun, CpuOps, FreeReport, ObservedRate, Spread},
+    bench::{BenchPlan, BenchReport, BenchRun, CpuOps, FollowedObjects, FreeReport, ObservedRate, Spread},
     checks,
     run::Observe,
 };
 
 use super::{
-    run::cpus_in,
+    run::{cpus_in, kernel_config},
     session::{self, Observed, Session},
 };
 use crate::{
@@ -113,14 +113,10 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let observe = args.observe.unwrap_or(Observe::Cheap);
     // Run's whole set: following is what run does by default.
     let set = ObserverSet { follow: true, full: observe == Observe::Full };
-    let cfg = RunConfig {
-        sizes,
-        n_sizes: 1,
-        alloc_flags: flags,
-        loader_tgid: std::process::id(),
-        full_observe: u32::from(set.full),
-        ..RunConfig::DEFAULT
-    };
+    // What the observers must know of the kernel, as run gives them.
+    let (kernel_cfg, _) = kernel_config(&session)?;
+    let cfg =
+        RunConfig { sizes, n_sizes: 1, alloc_flags: flags, full_observe: u32::from(set.full), ..kernel_cfg };
     let caches = slub_stats::caches_for(size_of::<NolockObj>() as u32 + args.payload_size, args.account);
 
     let mut observed = Observed::now();
@@ -148,8 +144,15 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
         runtime.block_on(measure(&mut probes, stop, &frees, args, set, &cpus, &caches, &mut footprint))?;
     let raw = probes.bench(&cpus)?;
     let drain = probes.drain()?;
+    let followed = match args.observers {
+        true => Some(followed_objects(&probes)?),
+        false => None,
+    };
     let native = measured.iter().position(|m| m.free == BenchFree::BASELINE);
-    let reports = measured.iter().map(|m| free_report(m, &raw, native.map(|i| &measured[i].rates))).collect();
+    let reports = measured
+        .iter()
+        .map(|m| free_report(m, &raw, native.map(|i| &measured[i].rates), &followed))
+        .collect();
     let loader = footprint.finish();
     threads.stop();
     let programs = probes.program_stats()?;
@@ -200,6 +203,23 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let pass = report.verdict.pass;
     session::write(&Document::Bench(Box::new(report)), args.output.as_deref())?;
     Ok(pass)
+}
+
+/// What run's observers did with the observed kfree_rcu_nolock() pairs'
+/// objects, summed over the CPUs.
+fn followed_objects(probes: &Probes) -> Result<FollowedObjects> {
+    let mut c = TriggerCounters::default();
+    for cpu in probes.counters_of(BENCH_TAG)? {
+        c.accumulate(&cpu);
+    }
+    Ok(FollowedObjects {
+        freed: c.freed_rcu,
+        reclaimed: c.reclaimed,
+        untracked: c.untracked,
+        sheaf: c.sheaf,
+        fallback: c.fallback,
+        premature: c.premature,
+    })
 }
 
 /// The loops to bench, in order, each once.
@@ -418,7 +438,12 @@ async fn sample(
     })
 }
 
-fn free_report(m: &Measured, raw: &BenchRaw, native_rates: Option<&Vec<f64>>) -> FreeReport {
+fn free_report(
+    m: &Measured,
+    raw: &BenchRaw,
+    native_rates: Option<&Vec<f64>>,
+    followed: &Option<FollowedObjects>,
+) -> FreeReport {
     let f = m.free as u32;
     let slot = |op| bench_slot(f, op) as usize;
     let stage = |op| latency::slot_report(&raw.cpus, &raw.hist, &raw.stats, slot(op));
@@ -441,6 +466,7 @@ fn free_report(m: &Measured, raw: &BenchRaw, native_rates: Option<&Vec<f64>>) ->
         ),
         alloc: stage(bench_op::OBSERVED_ALLOC),
         free_call: stage(bench_op::OBSERVED_FREE),
+        followed: (m.free == BenchFree::KfreeRcuNolock).then_some(followed.clone()).flatten(),
     });
     FreeReport {
         free: m.free.name().to_string(),
@@ -499,7 +525,7 @@ mod tests {
             slub_stats: Some([5, 0, 0, 0, 0, 0]),
             observed: vec![100.0, 150.0],
         };
-        let r = free_report(&m, &raw, Some(&vec![100.0, 600.0]));
+        let r = free_report(&m, &raw, Some(&vec![100.0, 600.0]), &None);
         assert_eq!((r.ops, r.alloc_failures), (400, 4));
         assert_eq!(r.per_cpu[0].ops_per_s, 150.0);
         assert_eq!(r.ns_per_op, 2.0 * 1e9 / 250.0);
@@ -509,7 +535,7 @@ mod tests {
         assert!(r.clock.is_none());
         assert_eq!(r.slub_stats.as_ref().unwrap()["alloc_fastpath"], 5);
         assert_eq!(r.pair, "BPF: kmalloc_nolock() + kfree_nolock()");
-        assert!(free_report(&m, &raw, None).native_ratio.is_none());
+        assert!(free_report(&m, &raw, None, &None).native_ratio.is_none());
         let observed = r.observed.as_ref().unwrap();
         assert_eq!((observed.ops_per_s.mean, observed.bare_ratio.samples.clone()), (125.0, vec![0.5, 0.5]));
     }

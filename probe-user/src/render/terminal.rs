@@ -379,6 +379,18 @@ pub fn bench(b: &BenchReport) -> String {
                     p(&o.free_call)
                 ));
             }
+            if let Some(f) = &o.followed {
+                s.push_str(&format!(
+                    "{name} with run's observers: {} objects followed ({} not: the map was full), {} into the \
+                     rcu sheaf and {} to the fallback, {} seen reclaimed, {} early\n",
+                    thousands(f.freed as f64),
+                    f.untracked,
+                    thousands(f.sheaf as f64),
+                    thousands(f.fallback as f64),
+                    thousands(f.reclaimed as f64),
+                    f.premature
+                ));
+            }
         }
     }
     if let Some(ns) = b.run.drain_ns {

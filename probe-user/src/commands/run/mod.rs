@@ -28,7 +28,7 @@ use probe_result::{
     },
 };
 
-pub use self::plan::cpus_in;
+pub use self::{plan::cpus_in, setup::kernel_config};
 use self::{setup::Setup, watch::Watched};
 use super::session::{self, Observed, Session};
 use crate::{

@@ -34,11 +34,9 @@ impl Setup {
         let cpus = super::plan::cpus_in(&plan.cpus, &session.online)?;
         let pmu = bpf::perf_source() == PerfSource::HardwareCycles;
         let (triggers, unsupported) = supported(&plan, from_scenario, session, pmu || nmi::available())?;
-        let symbols = Kallsyms::read()?;
-        let sheaves_lock = SheavesLockSites::find(&symbols);
+        let (kernel_cfg, sheaves_lock_fns) = kernel_config(session)?;
         let mut sizes = [0; MAX_SIZES];
         sizes[..plan.payload_sizes_bytes.len()].copy_from_slice(&plan.payload_sizes_bytes);
-        let ready = &session.ready;
         let cfg = RunConfig {
             sizes,
             n_sizes: plan.payload_sizes_bytes.len() as u32,
@@ -49,19 +47,8 @@ impl Setup {
             full_observe: u32::from(plan.observers().full),
             cpu_mask: plan.cpu_mask(),
             min_interval_ns: plan.min_interval_ns(),
-            rcu_free_sheaf: symbols.address("rcu_free_sheaf")?,
-            rcu_free_sheaf_nobarn: symbols.address("rcu_free_sheaf_nobarn")?,
-            sheaf_rcu_head_off: ready.sheaf.rcu_head,
-            sheaf_size_off: ready.sheaf.size,
-            sheaf_objects_off: ready.sheaf.objects,
-            sheaf_cache_off: ready.sheaf.cache,
-            bulk_nr_records_off: ready.bulk.nr_records,
-            bulk_records_off: ready.bulk.records,
-            loader_tgid: std::process::id(),
             follow: u32::from(plan.follow),
-            n_sheaves_lock_fns: sheaves_lock.names.len() as u32,
-            sheaves_lock_fns: sheaves_lock.text,
-            kernel_text: [symbols.address("_stext")?, symbols.address("_etext")?],
+            ..kernel_cfg
         };
         let mut caches: Vec<String> = Vec::new();
         for &payload in &plan.payload_sizes_bytes {
@@ -71,17 +58,36 @@ impl Setup {
                 }
             }
         }
-        Ok(Setup {
-            plan,
-            cfg,
-            triggers,
-            unsupported,
-            cpus,
-            pmu,
-            caches,
-            sheaves_lock_fns: sheaves_lock.names,
-        })
+        Ok(Setup { plan, cfg, triggers, unsupported, cpus, pmu, caches, sheaves_lock_fns })
     }
+}
+
+/// The defaults, with what the observers must know of the running kernel:
+/// the sheaf callbacks' addresses, the layouts of a sheaf and a kvfree_rcu
+/// block, the kernel's text and its sheaves-lock sites, and the loader's
+/// thread group. Shared by `run`
+/// and `bench`: an observer loaded without it reads sheaves at offset 0.
+/// Also returns the sheaves-lock functions' names.
+pub fn kernel_config(session: &Session) -> Result<(RunConfig, Vec<String>)> {
+    let symbols = Kallsyms::read()?;
+    let sheaves_lock = SheavesLockSites::find(&symbols);
+    let ready = &session.ready;
+    let cfg = RunConfig {
+        rcu_free_sheaf: symbols.address("rcu_free_sheaf")?,
+        rcu_free_sheaf_nobarn: symbols.address("rcu_free_sheaf_nobarn")?,
+        sheaf_rcu_head_off: ready.sheaf.rcu_head,
+        sheaf_size_off: ready.sheaf.size,
+        sheaf_objects_off: ready.sheaf.objects,
+        sheaf_cache_off: ready.sheaf.cache,
+        bulk_nr_records_off: ready.bulk.nr_records,
+        bulk_records_off: ready.bulk.records,
+        loader_tgid: std::process::id(),
+        n_sheaves_lock_fns: sheaves_lock.names.len() as u32,
+        sheaves_lock_fns: sheaves_lock.text,
+        kernel_text: [symbols.address("_stext")?, symbols.address("_etext")?],
+        ..RunConfig::DEFAULT
+    };
+    Ok((cfg, sheaves_lock.names))
 }
 
 /// Splits the plan's triggers into those the kernel can run and those it
