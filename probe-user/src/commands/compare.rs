@@ -55,6 +55,29 @@ fn observe_note(base: &Document, new: &Document) -> String {
     }
 }
 
+/// A warning when two benches' observed samples had different observer
+/// sets: run's whole set since `plan.run_observers`, the path observers
+/// alone before.
+fn observer_set_note(base: &Document, new: &Document) -> String {
+    let set = |d: &Document| match d {
+        Document::Bench(b) if b.plan.observers => Some(b.plan.run_observers),
+        _ => None,
+    };
+    match (set(base), set(new)) {
+        (Some(b), Some(n)) if b != n => {
+            let name =
+                |whole: bool| if whole { "run's whole set of observers" } else { "the path observers only" };
+            format!(
+                "note: the base's observed samples had {} and the new result's {}: their observed rates and \
+                 ratios measure different things\n",
+                name(b),
+                name(n)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     pub base: PathBuf,
@@ -76,8 +99,9 @@ pub fn compare(a: &CompareArgs) -> Result<bool> {
     let regressed = gate::describe_regressions(&rows);
     let last = if regressed.is_empty() { "no gated metric regressed\n" } else { &regressed };
     super::print(&format!(
-        "{}{}{}{last}",
+        "{}{}{}{}{last}",
         observe_note(&base, &new),
+        observer_set_note(&base, &new),
         gate::render(&rows),
         coverage_lost(&base, &new)
     ))?;
@@ -101,5 +125,15 @@ mod tests {
             note.starts_with("note: the base observed in full mode and the new result in cheap mode"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn benches_with_different_observer_sets_get_a_note() {
+        let base = testing::committed_bench("bench-debug.json");
+        let mut new = base.clone();
+        new.plan.run_observers = !base.plan.run_observers;
+        let (base, new) = (Document::Bench(Box::new(base)), Document::Bench(Box::new(new)));
+        assert_eq!(observer_set_note(&base, &base), "");
+        assert!(observer_set_note(&base, &new).starts_with("note: the base's observed samples had "));
     }
 }
