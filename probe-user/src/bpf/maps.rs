@@ -177,41 +177,46 @@ impl Probes {
     }
 }
 
-/// Keeps the calling thread at SCHED_FIFO 1 while it lives, above every
-/// ordinary task and below the kernel's own real-time threads: the watch
-/// during a stress. It sleeps but for a few milliseconds a second; when
-/// the BPF side sends an alert it must run at once, since a kernel that
-/// queued an object twice crashes on it a grace period later (tens of
-/// milliseconds under TCG). At its usual priority it shares its CPU with
-/// the load generator and the triggers' task-context work, and in one CI
-/// run of the double-queue fault kernel the kernel crashed before the
-/// watch had streamed the alert it held. Without the privilege it stays
+/// Keeps the calling thread at SCHED_FIFO `priority` or above while it
+/// lives, and puts its policy back after. Without the privilege it stays
 /// as it was.
-pub struct Prompt {
+pub struct Fifo {
     old: Option<(libc::c_int, libc::sched_param)>,
 }
 
-impl Prompt {
-    pub fn raise() -> Prompt {
+impl Fifo {
+    pub fn at(priority: i32) -> Fifo {
         // SAFETY: scheduling calls on the calling thread (0) with params
         // this function owns.
         unsafe {
             let policy = libc::sched_getscheduler(0);
             let mut old: libc::sched_param = std::mem::zeroed();
             libc::sched_getparam(0, &mut old);
-            let fifo = libc::sched_param { sched_priority: 1 };
-            let raised = policy >= 0
-                && policy != libc::SCHED_FIFO
-                && libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) == 0;
-            Prompt { old: raised.then_some((policy, old)) }
+            let already = policy == libc::SCHED_FIFO && old.sched_priority >= priority;
+            let fifo = libc::sched_param { sched_priority: priority };
+            let raised = policy >= 0 && !already && libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) == 0;
+            Fifo { old: raised.then_some((policy, old)) }
         }
+    }
+
+    /// SCHED_FIFO 1, above every ordinary task and below the kernel's own
+    /// real-time threads: the watch during a stress. It sleeps but for a
+    /// few milliseconds a second; when the BPF side sends an alert it must
+    /// run at once, since a kernel that queued an object twice crashes on
+    /// it a grace period later (tens of milliseconds under TCG). At its
+    /// usual priority it shares its CPU with the load generator and the
+    /// triggers' task-context work, and in one CI run of the double-queue
+    /// fault kernel the kernel crashed before the watch had streamed the
+    /// alert it held.
+    pub fn prompt() -> Fifo {
+        Fifo::at(1)
     }
 }
 
-impl Drop for Prompt {
+impl Drop for Fifo {
     fn drop(&mut self) {
         if let Some((policy, old)) = self.old {
-            // SAFETY: as in `raise`.
+            // SAFETY: as in `at`.
             unsafe { libc::sched_setscheduler(0, policy, &old) };
         }
     }
@@ -223,20 +228,8 @@ impl Drop for Prompt {
 /// program on that CPU is skipped until it runs again (seen on PREEMPT_RT:
 /// the rcu_free_sheaf() kprobe observer missed a sheaf of 60 objects in a
 /// 10 s all run). At SCHED_FIFO 99 no task preempts the reader for those
-/// few system calls; it sleeps the rest of the second at its usual priority.
+/// few system calls; it goes back to its priority after.
 pub fn unpreempted<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: scheduling calls on the calling thread (0) with a param this
-    // function owns.
-    unsafe {
-        let policy = libc::sched_getscheduler(0);
-        let mut old: libc::sched_param = std::mem::zeroed();
-        libc::sched_getparam(0, &mut old);
-        let fifo = libc::sched_param { sched_priority: 99 };
-        let raised = policy >= 0 && libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) == 0;
-        let r = f();
-        if raised {
-            libc::sched_setscheduler(0, policy, &old);
-        }
-        r
-    }
+    let _fifo = Fifo::at(99);
+    f()
 }

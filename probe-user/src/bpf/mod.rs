@@ -16,7 +16,7 @@ use probe_common::RunConfig;
 
 pub use self::{
     attach::{Attachment, PerfSource, perf_source},
-    maps::{Prompt, unpreempted},
+    maps::{Fifo, unpreempted},
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nolock-probe.bpf.o"));

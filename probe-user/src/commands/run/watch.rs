@@ -17,7 +17,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 
 use super::stream::{self, Stream};
 use crate::{
-    bpf::{Probes, Prompt, unpreempted},
+    bpf::{Fifo, Probes, unpreempted},
     footprint::{Footprint, activity},
     render::terminal,
     stress::{load_gen::LoadGen, stop::Stop},
@@ -54,7 +54,7 @@ pub async fn watch(
     repeat: u32,
 ) -> Result<Watched> {
     let Outputs { mut stream, alerts } = out;
-    let _prompt = Prompt::raise();
+    let _prompt = Fifo::prompt();
     let mut footprint = Footprint::start();
     // Without a stream there is nowhere to send an alert sooner than the
     // report: leave the ring buffer alone.
