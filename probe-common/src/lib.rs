@@ -402,6 +402,13 @@ impl RunConfig {
         sheaves_lock_fns: [[0; 2]; MAX_SHEAVES_LOCK_FNS],
         kernel_text: [0; 2],
     };
+
+    /// Whether the loader has filled in what the observers must know of
+    /// the running kernel (the sheaf callbacks' addresses, its text):
+    /// without it they read sheaves at offset 0 and count nonsense quietly.
+    pub const fn knows_the_kernel(&self) -> bool {
+        self.rcu_free_sheaf != 0 && self.rcu_free_sheaf_nobarn != 0 && self.kernel_text[1] != 0
+    }
 }
 
 /// The ways an object handed to kfree_rcu_nolock() reaches the end of its
@@ -913,4 +920,21 @@ mod pod {
     unsafe impl aya::Pod for super::ViolationStats {}
     // SAFETY: repr(C), two u32.
     unsafe impl aya::Pod for super::Alert {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_do_not_know_the_kernel() {
+        assert!(!RunConfig::DEFAULT.knows_the_kernel());
+        let cfg = RunConfig {
+            rcu_free_sheaf: 0x1000,
+            rcu_free_sheaf_nobarn: 0x2000,
+            kernel_text: [0x100, 0x9000],
+            ..RunConfig::DEFAULT
+        };
+        assert!(cfg.knows_the_kernel());
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, KProbe, PerfEvent},
@@ -51,6 +51,13 @@ fn timed(times: &mut LoadTimes, name: &str, load: impl FnOnce() -> Result<()>) -
 
 /// The object, opened and timed.
 fn opened(cfg: &RunConfig) -> Result<(Ebpf, Btf, LoadTimes)> {
+    // A bench once loaded its observers without the kernel's part of the
+    // config, and nothing said so: its figures were nonsense.
+    ensure!(
+        cfg.knows_the_kernel(),
+        "nolock-probe's own bug: the BPF programs were about to load without the running kernel's layout \
+         (commands::run::kernel_config), so their observers would read sheaves at offset 0; please report it"
+    );
     let start = Instant::now();
     let (ebpf, btf) = open(cfg)?;
     Ok((ebpf, btf, LoadTimes { object_ns: start.elapsed().as_nanos() as u64, ..Default::default() }))
