@@ -65,9 +65,9 @@ impl Setup {
 /// The defaults, with what the observers must know of the running kernel:
 /// the sheaf callbacks' addresses, the layouts of a sheaf and a kvfree_rcu
 /// block, the kernel's text and its sheaves-lock sites, and the loader's
-/// thread group. Shared by `run`
-/// and `bench`: an observer loaded without it reads sheaves at offset 0.
-/// Also returns the sheaves-lock functions' names.
+/// thread group. Shared by `run` and `bench`: an observer loaded without
+/// it reads sheaves at offset 0. Also returns the sheaves-lock functions'
+/// names.
 pub fn kernel_config(session: &Session) -> Result<(RunConfig, Vec<String>)> {
     let symbols = Kallsyms::read()?;
     let sheaves_lock = SheavesLockSites::find(&symbols);

@@ -87,12 +87,17 @@ pub async fn watch(
         in_flight: in_flight_now,
         first_failure: None,
     };
+    // A line of the counters as they are now, outside the second's beat.
+    let stream_now = |footprint: &mut Footprint, s: &mut Stream| -> Result<()> {
+        let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
+        footprint.charge(activity::OUTPUT, || s.write(line(per_trigger, in_flight_of(plan, &now))));
+        Ok(())
+    };
     // A first line at once: should the kernel die before the first second's,
     // the run is still known to have started, and the result is cut short
     // rather than a stub.
     if let Some(s) = stream.as_deref_mut() {
-        let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
-        footprint.charge(activity::OUTPUT, || s.write(line(per_trigger, in_flight_of(plan, &now))));
+        stream_now(&mut footprint, s)?;
     }
     loop {
         tokio::select! {
@@ -104,9 +109,8 @@ pub async fn watch(
                 ready?;
                 // The counters moved before the alert was sent: the line
                 // carries the violation, and the stream latches it.
-                let (per_trigger, now) = footprint.charge(activity::MAPS, || sample(probes, plan))?;
                 if let Some(s) = stream.as_deref_mut() {
-                    footprint.charge(activity::OUTPUT, || s.write(line(per_trigger, in_flight_of(plan, &now))));
+                    stream_now(&mut footprint, s)?;
                 }
             }
             _ = tick.tick() => {
